@@ -1,0 +1,131 @@
+"""The `migrate-lens` command: opens the warehouse, calls one stage, prints one line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import Config, load_config
+from .envelopes import ENVELOPES
+from .errors import LensError
+
+DEFAULT_DB = "migrate-lens.duckdb"
+
+
+class Context:
+    """What every command needs: the options common to all of them."""
+
+    def __init__(self, db: str, config: Config, out: Path, as_of: datetime, debug: bool, progress: bool):
+        self.db = db
+        self.config = config
+        self.out = out
+        self.as_of = as_of
+        self.debug = debug
+        self.progress = progress
+
+    def connect(self, *, read_only: bool = False):
+        from .warehouse import connect
+
+        return connect(self.db, read_only=read_only)
+
+
+def _parse_as_of(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(UTC).replace(tzinfo=None)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO timestamp (e.g. 2026-11-16T00:00:00Z)") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def _stage(func: Callable[..., None]) -> Callable[..., None]:
+    """Translate the error tree once: `Error: …` on stderr and exit 1 (2 for usage); --debug re-raises."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        ctx: Context = click.get_current_context().obj
+        try:
+            func(*args, **kwargs)
+        except LensError as e:
+            if ctx.debug:
+                raise
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted; nothing half-recorded (each source commits whole)", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="migrate-lens")
+@click.option("--db", envvar="MIGRATE_LENS_DB", default=DEFAULT_DB, show_default=True,
+              help="The DuckDB warehouse file (or $MIGRATE_LENS_DB).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="TOML config file.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("migrate-lens-out"), show_default=True,
+              help="Where reports and the outbox go.")
+@click.option("--as-of", "as_of", default=None, help="The analysis clock (ISO timestamp, UTC); default now.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_context
+def main(ctx: click.Context, db: str, config_path: Path | None, out: Path, as_of: str | None, debug: bool,
+         no_progress: bool) -> None:
+    """migrate-lens: history, baselines and findings from golang-migrate logs, in DuckDB."""
+    try:
+        config = load_config(config_path)
+    except LensError as e:
+        if debug:
+            raise
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(1)
+    progress = not no_progress and sys.stderr.isatty() and not os.environ.get("CI")
+    ctx.obj = Context(db, config, out, _parse_as_of(as_of), debug, progress)
+
+
+_format_option = click.option(
+    "--format", "envelope", type=click.Choice(ENVELOPES), default=None,
+    help="Force one envelope for every source instead of detecting it per file.",
+)
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True)
+@_format_option
+@click.pass_obj
+@_stage
+def ingest(obj: Context, sources: tuple[str, ...], envelope: str | None) -> None:
+    """Read log files, folders, globs or object-storage prefixes into the warehouse."""
+    from .ingest import ingest as run_ingest
+
+    con = obj.connect()
+    try:
+        result = run_ingest(con, list(sources), config=obj.config, envelope=envelope, progress=obj.progress)
+    finally:
+        con.close()
+    click.echo(result.summary())
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True)
+@_format_option
+@click.pass_obj
+@_stage
+def run(obj: Context, sources: tuple[str, ...], envelope: str | None) -> None:
+    """The weekly job: ingest, then the later stages, in order."""
+    from .job import weekly_job
+
+    result = weekly_job(obj, list(sources), envelope=envelope)
+    click.echo(result.summary())

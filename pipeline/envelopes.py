@@ -1,0 +1,112 @@
+"""Recognising the envelope a file was shipped in, and the SQL that unwraps each one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from .warehouse import sql_text
+
+Envelope = Literal["docker", "kubernetes", "loki", "cloudwatch", "slog", "text", "events", "unknown"]
+ENVELOPES: tuple[str, ...] = ("docker", "kubernetes", "loki", "cloudwatch", "slog", "text", "events")
+JSON_ENVELOPES = frozenset(ENVELOPES) - {"text"}
+
+
+def _classify(record: dict[str, Any]) -> Envelope:
+    if record.get("schema") == "migrate-lens/v1":
+        return "events"
+    if "kubernetes" in record:
+        return "kubernetes"
+    if "line" in record and ("labels" in record or "timestamp" in record):
+        return "loki"
+    if {"events", "logEvents", "logStreamName", "ingestionTime"} & record.keys():
+        return "cloudwatch"
+    if "msg" in record and ({"time", "level"} & record.keys()):
+        return "slog"
+    if "log" in record:
+        return "docker"
+    return "unknown"
+
+
+def detect(head: bytes) -> Envelope:
+    """Guess the envelope from the first bytes of a (decompressed) file."""
+    text = head[:262144].decode("utf-8", errors="replace").lstrip("\ufeff")
+    stripped = text.lstrip()
+    if not stripped:
+        return "text"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()][:50]
+    json_seen = False
+    for ln in lines:
+        if not ln.startswith("{"):
+            continue
+        try:
+            record = json.loads(ln)
+        except ValueError:
+            continue
+        json_seen = True
+        if isinstance(record, dict):
+            kind = _classify(record)
+            if kind != "unknown":
+                return kind
+    if stripped.startswith("{") and not json_seen:
+        # A pretty-printed document: `aws logs filter-log-events` output is the usual one.
+        if '"events"' in text or '"logEvents"' in text or '"logStreamName"' in text:
+            return "cloudwatch"
+    if json_seen or (lines and sum(ln.startswith(("{", "[")) for ln in lines) > len(lines) / 2):
+        return "unknown"
+    return "text"
+
+
+def envelope_sql(envelope: str) -> str:
+    """The SELECT that unwraps `typed_batch` rows of this envelope into the common staging columns."""
+    return sql_text(f"envelope_{envelope}")
+
+
+def _expand(obj: Any) -> Iterator[dict[str, Any] | None]:
+    """CloudWatch events inside one top-level JSON value; None for a value that holds none."""
+    if isinstance(obj, dict) and isinstance(obj.get("events"), list):
+        for ev in obj["events"]:
+            yield ev if isinstance(ev, dict) else None
+    elif isinstance(obj, dict) and isinstance(obj.get("logEvents"), list):
+        for ev in obj["logEvents"]:
+            if isinstance(ev, dict):
+                ev = {"logStreamName": obj.get("logStream"), "logGroupName": obj.get("logGroup"), **ev}
+                yield ev
+            else:
+                yield None
+    elif isinstance(obj, dict) and "message" in obj:
+        yield obj
+    else:
+        yield None
+
+
+def cloudwatch_records(text: str) -> Iterator[tuple[str | None, str | None, str]]:
+    """Split CloudWatch output into one JSON event each: (event_json, reject_reason, raw).
+
+    Handles pretty-printed `filter-log-events` documents, one event per line, and subscription payloads,
+    including Firehose's concatenation with no separator. Text that is not JSON is rejected line by line.
+    """
+    decoder = json.JSONDecoder()
+    pos, end = 0, len(text)
+    while pos < end:
+        while pos < end and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= end:
+            break
+        try:
+            obj, stop = decoder.raw_decode(text, pos)
+        except ValueError:
+            nl = text.find("\n", pos)
+            stop = end if nl < 0 else nl + 1
+            yield None, "malformed_json", text[pos:stop].rstrip("\r\n")
+            pos = stop
+            continue
+        raw = text[pos:stop]
+        for ev in _expand(obj):
+            if ev is None:
+                reason = "json_array" if isinstance(obj, list) else "not_cloudwatch_event"
+                yield None, reason, raw if len(raw) < 8192 else raw[:8192]
+            else:
+                yield json.dumps(ev, ensure_ascii=False), None, ""
+        pos = stop

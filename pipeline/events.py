@@ -1,0 +1,24 @@
+"""Stage 2, parse: the migrate grammar over `log_lines`, into `migrate_events` (runs assigned).
+
+The work is set-based SQL (`sql/events.sql`): classify every line by golang-migrate's line shapes, join
+multi-line errors with their SQL body, split the doubled non-fatal error, cut each stream into runs and
+derive every script's own duration.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from .config import Config
+from .warehouse import execute, scalar, statements
+
+
+def rebuild_events(con: duckdb.DuckDBPyConnection, *, config: Config) -> int:
+    """Rebuild the events of the streams in `touched_streams`; returns how many exist for them now."""
+    params = {
+        "cont_ms": int(config.ingest.error_continuation_seconds * 1000),
+        "run_gap_ms": int(config.ingest.run_gap_minutes * 60_000),
+    }
+    for statement in statements("events"):
+        execute(con, statement, params)
+    return scalar(con, "SELECT count(*) FROM migrate_events WHERE stream_key IN (SELECT stream_key FROM touched_streams)")

@@ -1,0 +1,36 @@
+"""The weekly job: every stage in order, for `migrate-lens run`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .ingest import IngestResult, ingest
+
+if TYPE_CHECKING:
+    from .cli import Context
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What the weekly job did, stage by stage."""
+
+    ingest: IngestResult
+    outcomes: tuple[tuple[str, int], ...]  # runs by outcome, over the whole warehouse
+
+    def summary(self) -> str:
+        by_outcome = ", ".join(f"{n:,} {outcome}" for outcome, n in self.outcomes) or "no runs"
+        return f"{self.ingest.summary()}\nruns by outcome: {by_outcome}"
+
+
+def weekly_job(ctx: Context, sources: list[str], *, envelope: str | None = None) -> JobResult:
+    """Ingest `sources`, then report the runs by outcome (analysis, report and alerts follow in later stages)."""
+    con = ctx.connect()
+    try:
+        result = ingest(con, sources, config=ctx.config, envelope=envelope, progress=ctx.progress)
+        outcomes = con.execute(
+            "SELECT outcome, count(*) FROM runs GROUP BY outcome ORDER BY count(*) DESC, outcome"
+        ).fetchall()
+    finally:
+        con.close()
+    return JobResult(result, tuple((o, n) for o, n in outcomes))

@@ -1,0 +1,28 @@
+-- AWS CloudWatch Logs events {"logStreamName","timestamp"(epoch ms),"message"}; whole documents
+-- (filter-log-events output, subscription payloads) are split into events before they get here.
+-- On EKS with Container Insights `message` is itself a Fluent Bit record: decode it twice.
+SELECT
+    line_no, raw, jtype,
+    f[1] IS NOT NULL AS has_message,
+    CASE WHEN starts_with(f[1], '{') AND json_valid(f[1]) AND json_extract_string(f[1], '$.log') IS NOT NULL
+         THEN regexp_replace(json_extract_string(f[1], '$.log'), '\r?\n$', '')
+         ELSE f[1] END AS message,
+    f[2] IS NOT NULL AS has_time,
+    lens_ts(f[2]) AS ts,
+    'envelope' AS ts_origin,
+    CASE WHEN f[3] IS NOT NULL THEN 'cw:' || coalesce(f[4] || ':', '') || f[3] ELSE $file_stream END AS stream_key,
+    f[5] AS env,
+    f[6] AS service,
+    f[7] AS database,
+    false AS partial,
+    'line' AS record,
+    NULL::VARCHAR AS attrs,
+    NULL::VARCHAR AS extra_reason
+FROM (
+    SELECT line_no, raw, jtype,
+        CASE WHEN jtype = 'OBJECT' THEN json_extract_string(raw, [
+            '$.message', '$.timestamp', '$.logStreamName', '$.logGroupName',
+            '$.env', '$.service', '$.database'
+        ]) END AS f
+    FROM typed_batch
+)

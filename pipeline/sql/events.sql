@@ -1,0 +1,254 @@
+-- Rebuild migrate_events for the streams in `touched_streams` from their log_lines.
+-- Parameters: $cont_ms (continuation window of multi-line errors), $run_gap_ms (silence that starts a run).
+DELETE FROM migrate_events WHERE stream_key IN (SELECT stream_key FROM touched_streams);
+
+INSERT INTO migrate_events
+WITH physical AS (
+    SELECT line_id, ts, ts_origin, stream_key, env, service, database, message, partial,
+           row_number() OVER (PARTITION BY stream_key ORDER BY ts, source_uri, line_no) AS pseq
+    FROM log_lines
+    WHERE record = 'line' AND stream_key IN (SELECT stream_key FROM touched_streams)
+), flagged AS (
+    SELECT *, coalesce(lag(partial) OVER (PARTITION BY stream_key ORDER BY pseq), false) AS continues
+    FROM physical
+), pieced AS (
+    -- Docker and CRI cut lines over 16 KiB into pieces; a piece continues into the next record.
+    SELECT *, sum(CASE WHEN continues THEN 0 ELSE 1 END)
+                  OVER (PARTITION BY stream_key ORDER BY pseq ROWS UNBOUNDED PRECEDING) AS lseq
+    FROM flagged
+), logical AS (
+    SELECT stream_key, lseq,
+           min(ts) AS ts, arg_min(ts_origin, pseq) AS ts_origin,
+           arg_min(env, pseq) AS env, arg_min(service, pseq) AS service, arg_min(database, pseq) AS database,
+           arg_min(line_id, pseq) AS first_line_id, count(*) AS nphys,
+           string_agg(message, '' ORDER BY pseq) AS text
+    FROM pieced GROUP BY stream_key, lseq
+), stripped AS (
+    SELECT *,
+        regexp_matches(text, '^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ') AS verbose_mode,
+        regexp_replace(text, '^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ', '') AS msg,
+        epoch_ms(ts) - epoch_ms(lag(ts) OVER (PARTITION BY stream_key ORDER BY lseq)) AS gap_ms
+    FROM logical
+), classified AS (
+    SELECT *,
+        CASE
+            WHEN starts_with(msg, 'error: ') THEN 'error'
+            WHEN regexp_matches(msg, 'Dirty database version -?\d+\. Fix and force version\.') THEN 'error'
+            WHEN regexp_full_match(msg, 'Not applying all down migrations|Aborted dropping the entire database schema')
+                THEN 'error'
+            WHEN regexp_full_match(msg, 'Finished after \S+') THEN 'finished_total'
+            WHEN regexp_full_match(msg, 'Finished -?\d+/[ud] .* \(read \S+, ran \S+\)') THEN 'applied'
+            WHEN regexp_full_match(msg, '\d+/[ud] .* \(\S+\)') THEN 'applied'
+            WHEN regexp_full_match(msg, '(Start buffering|Scheduled) \d+/[ud] .*') THEN 'buffering'
+            WHEN regexp_full_match(msg, 'Read and execute \d+/[ud] .*') THEN 'executing'
+            WHEN msg = 'no change' THEN 'no_change'
+            WHEN regexp_full_match(msg, '-?\d+( \(dirty\))?') THEN 'version'
+            WHEN msg = 'Closing source and database' THEN 'closing'
+            WHEN starts_with(msg, 'Stopping after this running migration') THEN 'stopping'
+            WHEN regexp_full_match(msg, 'Are you sure you want to .*\? \[y/N\]|Applying all down migrations|Dropping the entire database schema')
+                THEN 'prompt'
+            WHEN regexp_full_match(msg, 'v?\d+\.\d+\.\d+(-\S+)?') THEN 'cli_version'
+            WHEN starts_with(msg, 'Usage: migrate ') THEN 'usage'
+            WHEN regexp_full_match(msg, '\S*\d+_\S+\.(up|down)\.[A-Za-z0-9]+') THEN 'created'
+        END AS line_kind
+    FROM stripped
+), segmented AS (
+    -- Nothing follows a fatal error in its process, so the lines after an `error:` head belong to it
+    -- (the SQL body of a failed migration, a `2 errors occurred:` list) until a line carries a verbose
+    -- prefix or arrives after a pause: that is the next process in the same stream.
+    SELECT *, sum(CASE WHEN verbose_mode OR gap_ms IS NULL OR gap_ms > $cont_ms THEN 1 ELSE 0 END)
+                  OVER (PARTITION BY stream_key ORDER BY lseq ROWS UNBOUNDED PRECEDING) AS seg
+    FROM classified
+), blocked AS (
+    SELECT *, min(CASE WHEN line_kind = 'error' THEN lseq END) OVER (PARTITION BY stream_key, seg) AS err_start
+    FROM segmented
+), error_blocks AS (
+    SELECT stream_key, err_start AS lseq,
+           string_agg(msg, chr(10) ORDER BY lseq) AS block_text, sum(nphys) AS block_lines
+    FROM blocked WHERE err_start IS NOT NULL AND lseq >= err_start
+    GROUP BY stream_key, seg, err_start
+), lines AS (
+    SELECT b.*, coalesce(e.block_lines, b.nphys) AS line_count,
+        CASE WHEN e.block_text IS NOT NULL THEN regexp_replace(e.block_text, '^error: ', '') END AS t0
+    FROM blocked b LEFT JOIN error_blocks e USING (stream_key, lseq)
+    WHERE b.line_kind IS NOT NULL AND (b.err_start IS NULL OR b.lseq <= b.err_start)
+), unglued AS (
+    -- migrate's non-fatal logErr prints without a newline, so the fatal error lands on the same line:
+    -- `error: Xerror: X` (or `…error: file does not exist` before v4.13). Keep one copy.
+    SELECT *,
+        CASE
+            WHEN t0 IS NULL THEN NULL
+            WHEN (length(t0) - 7) % 2 = 0 AND length(t0) > 7
+                 AND t0 = left(t0, (length(t0) - 7) // 2) || 'error: ' || left(t0, (length(t0) - 7) // 2)
+                THEN left(t0, (length(t0) - 7) // 2)
+            WHEN regexp_matches(t0, '^no migration found for version -?\d+.*error: file does not exist$')
+                THEN regexp_extract(t0, '^(.*)error: file does not exist$', 1)
+            ELSE t0
+        END AS t
+    FROM lines
+), kinded AS (
+    SELECT *,
+        CASE
+            WHEN line_kind <> 'error' THEN line_kind
+            WHEN regexp_matches(t, 'Dirty database version -?\d+\. Fix and force version\.') THEN 'dirty'
+            WHEN regexp_matches(t, '^(Not applying all down migrations|Aborted dropping the entire database schema)')
+                THEN 'prompt_refused'
+            WHEN regexp_matches(t, 'migration failed') THEN 'migration_failed'
+            WHEN regexp_matches(t, 'can''t acquire (database )?lock|database locked|try lock failed') THEN 'lock_timeout'
+            WHEN regexp_matches(t, '^limit \d+ short') THEN 'limit_short'
+            WHEN regexp_matches(t, '^(no migration found for version|file does not exist|first \S*: file does not exist|open \S+: no such file or directory|duplicate migration file|failed to open source)')
+                THEN 'missing_file'
+            WHEN regexp_matches(t, 'dial tcp|connection refused|no such host|i/o timeout|password authentication failed|pq: database "[^"]*" does not exist|SSL is not enabled|failed to open database|^parse "|connection reset by peer|too many connections|the database system is (starting up|shutting down)|server closed the connection')
+                THEN 'connection_failed'
+            ELSE 'error'
+        END AS kind
+    FROM unglued
+), fields AS (
+    SELECT *,
+        regexp_extract(msg, '^Finished (-?\d+)/([ud]) (.*) \(read (\S+), ran (\S+)\)$', ['v', 'd', 'name', 'read', 'ran']) AS fin,
+        regexp_extract(msg, '^(\d+)/([ud]) (.*) \((\S+)\)$', ['v', 'd', 'name', 'dur']) AS app,
+        regexp_extract(msg, '^(?:Start buffering|Scheduled|Read and execute) (\d+)/([ud]) (.*)$', ['v', 'd', 'name']) AS que,
+        regexp_extract(t, '(?s)migration failed(?:: (.*?))?(?: \(column (\d+)\))? in line (\d+): (.*?)\n? \(details: (.*)\)\s*$',
+                       ['message', 'col', 'line', 'sql', 'details']) AS mf
+    FROM kinded
+), parsed AS (
+    SELECT
+        first_line_id AS event_id, ts, ts_origin, stream_key, env, service, database, lseq AS seq, kind,
+        CASE
+            WHEN fin.v <> '' THEN try_cast(fin.v AS BIGINT)
+            WHEN app.v <> '' AND kind = 'applied' THEN try_cast(app.v AS BIGINT)
+            WHEN que.v <> '' THEN try_cast(que.v AS BIGINT)
+            WHEN kind = 'version' THEN try_cast(regexp_extract(msg, '^(-?\d+)', 1) AS BIGINT)
+            WHEN kind = 'dirty' THEN try_cast(regexp_extract(t, 'Dirty database version (-?\d+)', 1) AS BIGINT)
+            WHEN kind = 'missing_file' AND regexp_matches(t, 'version -?\d+')
+                THEN try_cast(regexp_extract(t, 'version (-?\d+)', 1) AS BIGINT)
+        END AS version,
+        CASE coalesce(nullif(fin.d, ''), nullif(CASE WHEN kind = 'applied' THEN app.d END, ''), nullif(que.d, ''))
+            WHEN 'u' THEN 'up' WHEN 'd' THEN 'down' END AS direction,
+        CASE
+            WHEN fin.v <> '' THEN fin.name
+            WHEN app.v <> '' AND kind = 'applied' THEN app.name
+            WHEN que.v <> '' THEN que.name
+            WHEN kind = 'version' AND ends_with(msg, '(dirty)') THEN '(dirty)'
+            WHEN kind IN ('created', 'prompt', 'usage', 'cli_version', 'stopping') THEN msg
+        END AS name,
+        CASE
+            WHEN fin.v <> '' THEN go_duration_ms(fin.read) + go_duration_ms(fin.ran)
+            WHEN app.v <> '' AND kind = 'applied' THEN go_duration_ms(app.dur)
+            WHEN kind = 'finished_total' THEN go_duration_ms(regexp_extract(msg, '^Finished after (\S+)$', 1))
+        END AS duration_ms,
+        CASE WHEN fin.v <> '' THEN go_duration_ms(fin.read) END AS read_ms,
+        CASE WHEN fin.v <> '' THEN go_duration_ms(fin.ran) END AS ran_ms,
+        CASE kind
+            WHEN 'migration_failed' THEN CASE
+                WHEN regexp_matches(t, 'already exists') THEN 'already_exists'
+                WHEN regexp_matches(coalesce(nullif(mf.message, ''), t), 'does not exist') THEN 'does_not_exist'
+                WHEN regexp_matches(t, 'syntax error') THEN 'syntax_error'
+                WHEN regexp_matches(t, 'statement timeout|canceling statement') THEN 'statement_timeout'
+                WHEN regexp_matches(t, 'lock timeout|deadlock detected|could not obtain lock') THEN 'lock_conflict'
+                WHEN regexp_matches(t, 'cannot run inside a transaction block') THEN 'transaction_block'
+                WHEN regexp_matches(t, 'depend on it|violates foreign key constraint') THEN 'dependency'
+                WHEN regexp_matches(t, 'violates (unique|not-null|check) constraint|could not create unique index')
+                    THEN 'data_violation'
+                ELSE 'sql_error' END
+            WHEN 'missing_file' THEN CASE
+                WHEN regexp_matches(t, 'duplicate migration file') THEN 'duplicate_file'
+                WHEN regexp_matches(t, 'no such file or directory') THEN 'missing_path'
+                ELSE 'missing_file' END
+            WHEN 'connection_failed' THEN CASE
+                WHEN regexp_matches(t, 'password authentication failed') THEN 'auth_failed'
+                WHEN regexp_matches(t, 'no such host') THEN 'dns'
+                WHEN regexp_matches(t, 'connection refused') THEN 'connection_refused'
+                WHEN regexp_matches(t, 'pq: database "[^"]*" does not exist') THEN 'database_missing'
+                WHEN regexp_matches(t, 'SSL') THEN 'tls'
+                WHEN regexp_matches(t, '^parse "|invalid port') THEN 'bad_dsn'
+                ELSE 'connection' END
+            WHEN 'error' THEN CASE
+                WHEN t = 'no migration' THEN 'no_migration'
+                WHEN regexp_matches(t, 'please specify|can''t read (version|limit) argument|must be >= -1|too many arguments|cannot be used with other arguments')
+                    THEN 'bad_arguments'
+                WHEN regexp_matches(t, 'URL cannot be empty|unknown driver|invalid URL scheme|no scheme|failed to parse scheme')
+                    THEN 'bad_config'
+                ELSE 'other' END
+            WHEN 'dirty' THEN 'dirty'
+            WHEN 'lock_timeout' THEN 'lock_timeout'
+            WHEN 'limit_short' THEN 'limit_short'
+            WHEN 'prompt_refused' THEN 'prompt_refused'
+        END AS error_class,
+        t AS error_text,
+        CASE WHEN kind = 'migration_failed' THEN nullif(mf.message, '') END AS error_message,
+        CASE WHEN kind = 'migration_failed' THEN try_cast(nullif(mf.line, '') AS INTEGER) END AS sql_line,
+        CASE WHEN kind = 'migration_failed' THEN try_cast(nullif(mf.col, '') AS INTEGER) END AS sql_column,
+        CASE WHEN kind = 'migration_failed' THEN nullif(mf.details, '') END AS error_detail,
+        verbose_mode, first_line_id, line_count, gap_ms
+    FROM fields
+), deduped AS (
+    -- In -verbose mode that non-fatal error and the fatal one are two timestamped lines: keep the first.
+    SELECT * FROM (
+        SELECT *, lag(error_text) OVER (PARTITION BY stream_key ORDER BY seq) AS prev_error,
+                  lag(kind) OVER (PARTITION BY stream_key ORDER BY seq) AS prev_kind
+        FROM parsed
+    )
+    WHERE NOT (error_text IS NOT NULL AND prev_error IS NOT NULL AND coalesce(gap_ms, 0) <= 2000
+               AND (error_text = prev_error OR (error_text = 'file does not exist' AND prev_kind = 'missing_file')))
+), bounded AS (
+    SELECT *,
+        CASE
+            WHEN starts_with(stream_key, 'run:') THEN false  -- a wrapper's run_id is one process already
+            WHEN prev_kind2 IS NULL THEN true
+            WHEN epoch_ms(ts) - epoch_ms(prev_ts) > $run_gap_ms THEN true
+            WHEN prev_kind2 IN ('dirty', 'migration_failed', 'lock_timeout', 'missing_file', 'connection_failed',
+                                'prompt_refused', 'limit_short', 'error', 'no_change', 'version',
+                                'finished_total', 'closing', 'usage', 'cli_version')
+                 AND kind NOT IN ('finished_total', 'closing') THEN true
+            ELSE false
+        END AS starts_run
+    FROM (
+        SELECT *, lag(kind) OVER (PARTITION BY stream_key ORDER BY seq) AS prev_kind2,
+                  lag(ts) OVER (PARTITION BY stream_key ORDER BY seq) AS prev_ts
+        FROM deduped
+    )
+), numbered AS (
+    SELECT *, sum(CASE WHEN starts_run THEN 1 ELSE 0 END)
+                  OVER (PARTITION BY stream_key ORDER BY seq ROWS UNBOUNDED PRECEDING) AS run_no
+    FROM bounded
+), runs_assigned AS (
+    SELECT *,
+        CASE WHEN starts_with(stream_key, 'run:') THEN substr(stream_key, 5)
+             ELSE 'r' || left(md5(stream_key || chr(31) || first_value(event_id) OVER (PARTITION BY stream_key, run_no ORDER BY seq)), 15)
+        END AS run_id,
+        -- A failed migration names no version without -verbose; with it, the last `Read and execute` does.
+        last_value(CASE WHEN kind = 'executing' THEN version END IGNORE NULLS)
+            OVER (PARTITION BY stream_key, run_no ORDER BY seq ROWS UNBOUNDED PRECEDING) AS exec_version,
+        last_value(CASE WHEN kind = 'executing' THEN direction END IGNORE NULLS)
+            OVER (PARTITION BY stream_key, run_no ORDER BY seq ROWS UNBOUNDED PRECEDING) AS exec_direction,
+        last_value(CASE WHEN kind = 'executing' THEN name END IGNORE NULLS)
+            OVER (PARTITION BY stream_key, run_no ORDER BY seq ROWS UNBOUNDED PRECEDING) AS exec_name
+    FROM numbered
+), applied AS (
+    -- APPLIED durations are near-cumulative (read counts from when the script was queued, up to
+    -- -prefetch 10 ahead), so without -verbose a script's own time is the step between consecutive
+    -- APPLIED values; past the prefetch window, the step between the shipper's arrival times.
+    SELECT event_id,
+        CASE
+            WHEN ran_ms IS NOT NULL THEN ran_ms
+            WHEN prev_dur IS NULL THEN duration_ms
+            WHEN pos <= 10 OR ts_origin <> 'envelope' THEN greatest(duration_ms - prev_dur, 0)
+            ELSE (epoch_us(ts) - epoch_us(prev_ts)) / 1000.0
+        END AS own_ms
+    FROM (
+        SELECT event_id, ts, ts_origin, duration_ms, ran_ms,
+               lag(duration_ms) OVER w AS prev_dur, lag(ts) OVER w AS prev_ts, row_number() OVER w AS pos
+        FROM runs_assigned WHERE kind = 'applied'
+        WINDOW w AS (PARTITION BY run_id ORDER BY seq)
+    )
+)
+SELECT
+    r.event_id, r.ts, r.run_id, r.stream_key, r.env, r.service, r.database, r.seq, r.kind,
+    CASE WHEN r.kind = 'migration_failed' THEN coalesce(r.version, r.exec_version) ELSE r.version END,
+    CASE WHEN r.kind = 'migration_failed' THEN coalesce(r.direction, r.exec_direction) ELSE r.direction END,
+    CASE WHEN r.kind = 'migration_failed' THEN coalesce(r.name, r.exec_name) ELSE r.name END,
+    r.duration_ms, r.read_ms, r.ran_ms, a.own_ms,
+    r.error_class, r.error_text, r.error_message, r.sql_line, r.sql_column, r.error_detail,
+    r.verbose_mode, r.first_line_id, r.line_count
+FROM runs_assigned r LEFT JOIN applied a USING (event_id);

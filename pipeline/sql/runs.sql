@@ -1,0 +1,145 @@
+-- Rebuild runs for the streams in `touched_streams` from migrate_events and, for the migrate-lens/v1
+-- format, the wrapper's run_start / run_end records. Then re-chain from/to versions per database.
+DELETE FROM runs WHERE stream_key IN (SELECT stream_key FROM touched_streams);
+
+INSERT INTO runs BY NAME
+WITH ev AS (
+    SELECT * FROM migrate_events WHERE stream_key IN (SELECT stream_key FROM touched_streams)
+), agg AS (
+    SELECT run_id, stream_key,
+        min(ts) AS first_ts, max(ts) AS last_ts,
+        coalesce(arg_min(env, seq) FILTER (WHERE env <> 'unknown'), arg_min(env, seq)) AS env,
+        coalesce(arg_min(service, seq) FILTER (WHERE service <> 'unknown'), arg_min(service, seq)) AS service,
+        coalesce(arg_min(database, seq) FILTER (WHERE database <> 'unknown'), arg_min(database, seq)) AS database,
+        count(*) FILTER (WHERE kind = 'applied') AS applied,
+        bool_or(kind = 'migration_failed') AS has_failed,
+        bool_or(kind = 'dirty') AS has_dirty,
+        bool_or(kind = 'lock_timeout') AS has_lock,
+        bool_or(kind IN ('missing_file', 'connection_failed', 'prompt_refused', 'limit_short', 'error')) AS has_error,
+        bool_or(kind = 'usage') AS has_usage,
+        bool_or(kind = 'no_change') AS has_no_change,
+        bool_or(kind = 'stopping') AS has_stopping,
+        bool_or(kind IN ('buffering', 'executing', 'applied')) AS started_work,
+        bool_or(kind IN ('finished_total', 'closing')) AS has_terminal,
+        bool_or(verbose_mode) AS verbose_mode,
+        arg_min(error_class, seq) FILTER (WHERE error_text IS NOT NULL) AS error_class,
+        arg_min(error_text, seq) FILTER (WHERE error_text IS NOT NULL) AS error_text,
+        max(seq) FILTER (WHERE kind = 'executing') AS last_exec_seq,
+        arg_max(version, seq) FILTER (WHERE kind = 'executing') AS last_exec_v,
+        max(seq) FILTER (WHERE kind = 'applied') AS last_applied_seq,
+        arg_max(version, seq) FILTER (WHERE kind = 'applied') AS last_applied_v,
+        arg_min(version, seq) FILTER (WHERE kind = 'applied') AS first_applied_v,
+        arg_max(direction, seq) FILTER (WHERE kind IN ('applied', 'buffering', 'executing')) AS last_dir,
+        arg_max(version, seq) FILTER (WHERE kind = 'version') AS printed_v,
+        bool_or(kind = 'version' AND name = '(dirty)') AS printed_dirty,
+        arg_max(version, seq) FILTER (WHERE kind = 'dirty') AS dirty_v,
+        arg_max(version, seq) FILTER (WHERE kind = 'migration_failed') AS failed_v,
+        CASE
+            WHEN bool_or(kind = 'version') THEN 'version'
+            WHEN bool_or(kind = 'created') THEN 'create'
+            WHEN bool_or(kind IN ('prompt', 'prompt_refused') AND error_text ILIKE '%drop%' OR name ILIKE '%drop%') THEN 'drop'
+            WHEN bool_or(kind IN ('prompt', 'prompt_refused')) THEN 'down'
+            WHEN bool_or(direction = 'down') THEN 'down'
+            WHEN bool_or(direction = 'up') THEN 'up'
+            WHEN bool_or(kind = 'cli_version') THEN '-version'
+        END AS inferred_command,
+        count(*) AS events
+    FROM ev GROUP BY run_id, stream_key
+), markers AS (
+    SELECT stream_key, substr(stream_key, 5) AS run_id,
+        min(ts) FILTER (WHERE record = 'run_start') AS start_ts,
+        max(ts) FILTER (WHERE record = 'run_end') AS end_ts,
+        arg_min(attrs, ts) FILTER (WHERE record = 'run_start') AS start_attrs,
+        arg_max(attrs, ts) FILTER (WHERE record = 'run_end') AS end_attrs,
+        arg_min(env, ts) AS env, arg_min(service, ts) AS service, arg_min(database, ts) AS database
+    FROM log_lines
+    WHERE record IN ('run_start', 'run_end') AND stream_key IN (SELECT stream_key FROM touched_streams)
+    GROUP BY stream_key
+), joined AS (
+    SELECT
+        coalesce(a.run_id, m.run_id) AS run_id,
+        coalesce(a.stream_key, m.stream_key) AS stream_key,
+        coalesce(nullif(a.env, 'unknown'), m.env, a.env, 'unknown') AS env,
+        coalesce(nullif(a.service, 'unknown'), m.service, a.service, 'unknown') AS service,
+        coalesce(nullif(a.database, 'unknown'), m.database, a.database, 'unknown') AS database,
+        least(a.first_ts, m.start_ts) AS started_at,
+        greatest(a.last_ts, m.end_ts) AS ended_at,
+        m.stream_key IS NOT NULL AS wrapped,
+        m.end_ts IS NOT NULL AS wrapper_saw_end,
+        json_extract_string(m.start_attrs, '$.command') AS recorded_command,
+        try_cast(json_extract_string(m.end_attrs, '$.exit_code') AS INTEGER) AS exit_code,
+        json_extract_string(m.end_attrs, '$.signal') AS signal,
+        coalesce(a.applied, 0) AS applied,
+        coalesce(a.has_failed, false) AS has_failed, coalesce(a.has_dirty, false) AS has_dirty,
+        coalesce(a.has_lock, false) AS has_lock, coalesce(a.has_error, false) AS has_error,
+        coalesce(a.has_usage, false) AS has_usage, coalesce(a.has_no_change, false) AS has_no_change,
+        coalesce(a.has_stopping, false) AS has_stopping, coalesce(a.started_work, false) AS started_work,
+        coalesce(a.has_terminal, false) AS has_terminal, coalesce(a.verbose_mode, false) AS verbose_mode,
+        a.error_class, a.error_text, a.last_exec_seq, a.last_exec_v, a.last_applied_seq, a.last_applied_v,
+        a.first_applied_v, a.last_dir, a.printed_v, coalesce(a.printed_dirty, false) AS printed_dirty,
+        a.dirty_v, a.failed_v, a.inferred_command, coalesce(a.events, 0) AS events
+    FROM agg a FULL OUTER JOIN markers m ON a.stream_key = m.stream_key AND a.run_id = m.run_id
+), judged AS (
+    SELECT *,
+        CASE
+            WHEN has_failed THEN 'failed'
+            WHEN has_dirty THEN 'dirty'
+            WHEN has_lock THEN 'locked'
+            WHEN has_error THEN 'error'
+            WHEN has_usage AND coalesce(exit_code, 2) <> 0 THEN 'error'
+            WHEN exit_code IS NOT NULL AND exit_code <> 0 THEN
+                CASE WHEN exit_code < 0 OR exit_code IN (130, 137, 143) OR signal IS NOT NULL THEN 'interrupted'
+                     ELSE 'error' END
+            WHEN has_stopping THEN 'interrupted'
+            WHEN exit_code = 0 THEN CASE WHEN applied = 0 AND has_no_change THEN 'no_change' ELSE 'success' END
+            WHEN wrapped AND NOT wrapper_saw_end THEN 'interrupted'
+            WHEN has_no_change AND applied = 0 THEN 'no_change'
+            -- Without -verbose a finished `up` and one killed after its last line print the same; with it,
+            -- a run that started work and never printed `Finished after` was killed.
+            WHEN started_work AND verbose_mode AND NOT has_terminal THEN 'interrupted'
+            WHEN last_exec_seq > coalesce(last_applied_seq, -1) THEN 'interrupted'
+            ELSE 'success'
+        END AS outcome
+    FROM joined
+)
+SELECT
+    run_id, stream_key, env, service, database, started_at, ended_at,
+    coalesce(recorded_command, inferred_command) AS command,
+    recorded_command IS NOT NULL AS command_known,
+    applied,
+    NULL::BIGINT AS from_version,
+    NULL::BIGINT AS to_version,
+    outcome,
+    CASE WHEN outcome = 'interrupted' AND error_class IS NULL THEN 'interrupted' ELSE error_class END AS error_class,
+    error_text,
+    exit_code,
+    has_failed OR (outcome = 'interrupted' AND last_exec_seq > coalesce(last_applied_seq, -1)) AS left_dirty,
+    coalesce(dirty_v, CASE WHEN printed_dirty THEN printed_v END, failed_v,
+             CASE WHEN outcome = 'interrupted' AND last_exec_seq > coalesce(last_applied_seq, -1) THEN last_exec_v END,
+             CASE WHEN has_failed THEN last_exec_v END) AS dirty_version,
+    verbose_mode,
+    events,
+    CASE
+        WHEN printed_v IS NOT NULL THEN printed_v
+        WHEN dirty_v IS NOT NULL THEN dirty_v
+        WHEN has_failed THEN coalesce(failed_v, last_exec_v)
+        WHEN outcome = 'interrupted' AND last_exec_seq > coalesce(last_applied_seq, -1) THEN last_exec_v
+        WHEN applied > 0 AND last_dir = 'up' THEN last_applied_v
+        WHEN applied > 0 AND last_dir = 'down' THEN coalesce(
+            (SELECT max(e.version) FROM migrate_events e
+             WHERE e.service = judged.service AND e.kind = 'applied' AND e.version < judged.last_applied_v),
+            CASE WHEN last_applied_v <= 1 THEN -1 END)
+    END AS version_seen
+FROM judged;
+
+-- The version a run started from is the last version seen before it on the same database.
+UPDATE runs SET from_version = c.from_v, to_version = coalesce(c.version_seen, c.from_v)
+FROM (
+    SELECT run_id, version_seen,
+        last_value(version_seen IGNORE NULLS) OVER (
+            PARTITION BY env, service, CASE WHEN database = 'unknown' THEN stream_key ELSE database END
+            ORDER BY started_at, run_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+        ) AS from_v
+    FROM runs
+) c
+WHERE runs.run_id = c.run_id;

@@ -1,0 +1,117 @@
+-- The warehouse schema: the stable SQL surface of CONTRACT §3, plus columns the pipeline adds.
+-- Timestamps are TIMESTAMP in UTC. Applied by pipeline.warehouse.apply_schema(); every statement is
+-- idempotent so an older warehouse is upgraded in place.
+
+CREATE TABLE IF NOT EXISTS ingested_sources (
+    source_uri   VARCHAR NOT NULL,   -- redacted path or object URL
+    size_bytes   BIGINT,
+    fingerprint  VARCHAR NOT NULL,   -- size + mtime/etag + content sample; same fingerprint = skipped
+    format       VARCHAR NOT NULL,   -- envelope: docker, kubernetes, loki, cloudwatch, slog, text, events
+    lines        BIGINT NOT NULL,    -- records read (accepted + rejected)
+    rejected     BIGINT NOT NULL,
+    duplicates   BIGINT NOT NULL,    -- accepted records already stored from another source
+    damage       VARCHAR,            -- e.g. a truncated compressed stream; NULL when the source read whole
+    ingested_at  TIMESTAMP NOT NULL,
+    load_id      VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS rejects (
+    source_uri  VARCHAR NOT NULL,
+    line_no     BIGINT NOT NULL,     -- 1-based record number in the source
+    reason      VARCHAR NOT NULL,    -- stable code, see README § Rejects
+    raw         VARCHAR,             -- the record, redacted, cut to 4 KiB
+    load_id     VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS log_lines (
+    line_id     VARCHAR NOT NULL,    -- md5 of stream, time, text and occurrence: a line seen twice is stored once
+    source_uri  VARCHAR NOT NULL,
+    line_no     BIGINT NOT NULL,
+    ts          TIMESTAMP,           -- UTC
+    ts_origin   VARCHAR NOT NULL,    -- envelope | verbose | mtime: how ts was known
+    stream_key  VARCHAR NOT NULL,    -- one migrate process (CONTRACT §2)
+    env         VARCHAR NOT NULL,
+    service     VARCHAR NOT NULL,
+    database    VARCHAR NOT NULL,
+    message     VARCHAR NOT NULL,    -- the physical line migrate printed (verbose prefix kept), redacted
+    partial     BOOLEAN NOT NULL,    -- a Docker/CRI piece of a line over 16 KiB, joined when parsed
+    record      VARCHAR NOT NULL,    -- line | run_start | run_end (run_* only from the migrate-lens/v1 format)
+    attrs       VARCHAR,             -- JSON: command, args, exit_code, signal of run_start / run_end records
+    load_id     VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS migrate_events (
+    event_id     VARCHAR NOT NULL,
+    ts           TIMESTAMP,
+    run_id       VARCHAR NOT NULL,
+    stream_key   VARCHAR NOT NULL,
+    env          VARCHAR NOT NULL,
+    service      VARCHAR NOT NULL,
+    database     VARCHAR NOT NULL,
+    seq          BIGINT NOT NULL,    -- order within the stream
+    kind         VARCHAR NOT NULL,
+    version      BIGINT,
+    direction    VARCHAR,            -- up | down
+    name         VARCHAR,            -- migration identifier; '<empty>' when no file exists for the direction
+    duration_ms  DOUBLE,             -- as printed: APPLIED = read + ran (near-cumulative), TOTAL = Finished after
+    read_ms      DOUBLE,             -- verbose only; includes queue wait
+    ran_ms       DOUBLE,             -- verbose only; the script's own time
+    own_ms       DOUBLE,             -- the script's own execution time (ran, or derived without -verbose)
+    error_class  VARCHAR,
+    error_text   VARCHAR,            -- whole error, multi-line SQL body included, redacted
+    error_message VARCHAR,           -- postgres message of a failed migration
+    sql_line     INTEGER,            -- `in line L` (1-based in the executed statement; 0 = unknown)
+    sql_column   INTEGER,            -- `(column C)`
+    error_detail VARCHAR,            -- `(details: …)`
+    verbose_mode      BOOLEAN NOT NULL,   -- the line carried migrate's -verbose timestamp prefix
+    first_line_id VARCHAR NOT NULL,
+    line_count   INTEGER NOT NULL    -- physical lines joined into this event
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+    run_id       VARCHAR NOT NULL,
+    stream_key   VARCHAR NOT NULL,
+    env          VARCHAR NOT NULL,
+    service      VARCHAR NOT NULL,
+    database     VARCHAR NOT NULL,
+    started_at   TIMESTAMP,
+    ended_at     TIMESTAMP,
+    command      VARCHAR,            -- up | down | goto | version | force | drop | create …; NULL when unknown
+    command_known BOOLEAN NOT NULL,  -- true when recorded by a wrapper, false when inferred from the lines
+    applied      INTEGER NOT NULL,
+    from_version BIGINT,
+    to_version   BIGINT,
+    outcome      VARCHAR NOT NULL,   -- success | no_change | failed | dirty | locked | error | interrupted
+    error_class  VARCHAR,
+    error_text   VARCHAR,
+    exit_code    INTEGER,            -- when a wrapper recorded it
+    left_dirty   BOOLEAN NOT NULL,   -- the run ended with the database dirty (failed script, killed mid-script)
+    dirty_version BIGINT,            -- the version that is dirty, when known
+    verbose_mode      BOOLEAN NOT NULL,
+    events       INTEGER NOT NULL
+);
+
+-- lens_ts(text): a shipper's timestamp as UTC TIMESTAMP. RFC 3339 with Z or an offset (Docker, Fluent
+-- Bit, logcli, slog), or epoch seconds / milliseconds / nanoseconds (Fluent Bit `date`, CloudWatch, Loki API).
+CREATE OR REPLACE MACRO lens_ts(t) AS
+    CASE
+        WHEN t IS NULL OR t = '' THEN NULL
+        WHEN regexp_full_match(t, '\d+(\.\d+)?') THEN
+            CASE
+                WHEN try_cast(t AS DOUBLE) > 1e17 THEN make_timestamp(CAST(try_cast(t AS DOUBLE) / 1000 AS BIGINT))
+                WHEN try_cast(t AS DOUBLE) > 1e11 THEN make_timestamp(CAST(try_cast(t AS DOUBLE) * 1000 AS BIGINT))
+                ELSE make_timestamp(CAST(round(try_cast(t AS DOUBLE) * 1e6) AS BIGINT))
+            END
+        ELSE try_cast(try_cast(t AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)
+    END;
+
+-- go_duration_ms(text): Go's time.Duration.String() (`523.4µs`, `23.619417ms`, `2m0.5s`, `0s`) in ms.
+CREATE OR REPLACE MACRO go_duration_ms(s) AS
+    list_sum(list_transform(
+        regexp_extract_all(s, '(\d+(?:\.\d+)?)(h|ms|m|µs|μs|us|ns|s)', 0),
+        lambda x: try_cast(regexp_extract(x, '^[\d.]+') AS DOUBLE) * CASE regexp_extract(x, '[a-zµμ]+$')
+            WHEN 'h' THEN 3600000.0 WHEN 'm' THEN 60000.0 WHEN 's' THEN 1000.0 WHEN 'ms' THEN 1.0
+            WHEN 'ns' THEN 0.000001 ELSE 0.001 END
+    ));
+
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS version_seen BIGINT;  -- the version the run's own lines end at
