@@ -96,8 +96,8 @@ def main(ctx: click.Context, db: str, config_path: Path | None, out: Path, as_of
 
 
 _format_option = click.option(
-    "--format", "envelope", type=click.Choice(ENVELOPES), default=None,
-    help="Force one envelope for every source instead of detecting it per file.",
+    "--format", "envelope", default=None, metavar="FORMAT",
+    help=f"Force one envelope for every source instead of detecting it per file: {', '.join(ENVELOPES)}.",
 )
 
 

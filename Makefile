@@ -1,0 +1,36 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both create .venv and install first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+OUT    := migrate-lens-out
+# The demo's clock is pinned to the end of the sample data, so it gives the same result any day.
+AS_OF  := 2026-11-16T00:00:00Z
+
+.PHONY: demo test bench install clean sample-logs
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	rm -f $(OUT)/demo.duckdb $(OUT)/demo.duckdb.wal
+	mkdir -p $(OUT)
+	$(VENV)/bin/migrate-lens --db $(OUT)/demo.duckdb --out $(OUT) --as-of $(AS_OF) run sample_logs
+	@echo "warehouse: $(OUT)/demo.duckdb  (try: $(VENV)/bin/migrate-lens --db $(OUT)/demo.duckdb query 'SELECT outcome, count(*) FROM runs GROUP BY 1')"
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q
+
+bench: $(STAMP)
+	$(PY) tests/bench_ingest.py
+
+sample-logs: $(STAMP)
+	$(PY) sample_logs/generate.py
+
+clean:
+	rm -rf $(OUT) .bench .pytest_cache
