@@ -21,7 +21,7 @@ demo: $(STAMP)
 	rm -f $(OUT)/demo.duckdb $(OUT)/demo.duckdb.wal
 	mkdir -p $(OUT)
 	$(VENV)/bin/migrate-lens --db $(OUT)/demo.duckdb --out $(OUT) --as-of $(AS_OF) run sample_logs
-	@echo "warehouse: $(OUT)/demo.duckdb  (try: $(VENV)/bin/migrate-lens --db $(OUT)/demo.duckdb query 'SELECT outcome, count(*) FROM runs GROUP BY 1')"
+	@echo "warehouse: $(OUT)/demo.duckdb"
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q

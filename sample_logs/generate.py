@@ -394,7 +394,9 @@ def simulate(spec) -> Run:
         t = emit(t + msec(2, 9), noise, prefix=False)
     t_m = t + (msec(250, 2400) if spec.get("noise_before") else 0)
     if spec.get("noise_after_wait"):
-        t_m = emit(t_m, spec["noise_after_wait"], prefix=False) + msec(3, 12)
+        waited = (t_m - spec["t"]) // NS
+        t_m = emit(t_m, f"wait-for-it: db:5432 is available after {waited} seconds", prefix=False)
+        t_m += msec(3, 12)
 
     # -- errors before migrate.New returns (cannot connect, DNS, bad DSN)
     if spec.get("pre_error"):
@@ -643,8 +645,8 @@ def orders_pod(env: str, t: int, job: str | None = None, head: int | None = None
 WAIT_FOR_IT = ["wait-for-it: waiting for db:5432"]
 
 
-def wait_done() -> str:
-    return f"wait-for-it: db:5432 is available after {rng.choice([0, 0, 1, 2])} seconds"
+def wait_done() -> bool:
+    return True  # the text is written by simulate(): "available after <whole seconds waited>"
 
 
 # ---- orders (Kubernetes / Fluent Bit; one CRI node file) -------------------------------------
@@ -658,7 +660,8 @@ def orders_run(name, env, when, **kw):
     kw.setdefault("verbose", env == "staging")
     head = kw.pop("head", None) or head_at("orders", env, t)
     pod = kw.pop("pod", None) or orders_pod(env, t, head=head)
-    s = spec(service="orders", env=env, db="orders", t=t, head=head, envelope="kubernetes", pod=pod, **kw)
+    kw.setdefault("envelope", "kubernetes")
+    s = spec(service="orders", env=env, db="orders", t=t, head=head, pod=pod, **kw)
     O[name] = s
     return s
 
@@ -681,7 +684,8 @@ o9 = orders_run("O9", "prod", "2026-11-04 10:30", fail=(16, "syntax16"),
 orders_run("O10", "prod", o9["t"] + 70 * NS + rng.randrange(15 * NS),
            pod=orders_pod("prod", o9["t"], job=o9["pod"]["labels"]["job-name"], head=16),
            tag="1b dirty: Job retry pod prints Dirty database version 16")
-orders_run("O11", "dev", "2026-11-04 15:00", envelope="cri",
+orders_run("O11", "dev", "2026-11-04 15:00", envelope="cri", noise_before=WAIT_FOR_IT,
+           noise_after_wait=wait_done(),
            tag="CRI node file (not shipped by Fluent Bit): 17/u applied in dev")
 orders_run("O12", "staging", "2026-11-05 09:30")
 force(T("2026-11-06 10:05"), "orders", "prod", "orders", 15)
@@ -709,8 +713,8 @@ def catalog_run(name, env, when, **kw):
     t = jit(T(when)) if isinstance(when, str) else when
     kw.setdefault("cmd", "up")
     head = kw.pop("head", None) or head_at("catalog", env, t)
-    s = spec(service="catalog", env=env, db="catalog", t=t, head=head, envelope="events",
-             run_id=uuid4(), **kw)
+    kw.setdefault("envelope", "events")
+    s = spec(service="catalog", env=env, db="catalog", t=t, head=head, run_id=uuid4(), **kw)
     C[name] = s
     return s
 
@@ -872,7 +876,8 @@ for date, wd in days():
     if wd >= 5:
         continue
     # orders: dev 2 deploys a day, staging 1, prod Mon/Tue/Wed/Fri
-    for env, n in (("dev", 2), ("staging", 1), ("prod", 1 if wd in (0, 1, 2, 4) else 0)):
+    for env, n in (("dev", rng.choice([2, 3, 4])), ("staging", rng.choice([1, 2])),
+                   ("prod", 1 if wd in (0, 1, 2, 4) else 0)):
         if date in EXPLICIT_DAYS[("orders", env)] or ("orders", env, date) in SUPPRESS:
             continue
         for _ in range(n):
@@ -881,7 +886,8 @@ for date, wd in days():
             kw = {"noise_before": noise, "noise_after_wait": wait_done()} if noise else {}
             orders_run(f"Or-{env}-{date}-{t}", env, t, **kw)
     # catalog: dev 1-2, staging Mon/Thu, prod daily (deploys run `up` every time)
-    for env, n in (("dev", rng.choice([1, 2])), ("staging", 1 if wd in (0, 3) else 0), ("prod", 1)):
+    for env, n in (("dev", rng.choice([1, 2, 3, 3])), ("staging", 1 if wd in (0, 3) else 0),
+                   ("prod", rng.choice([1, 1, 2]))):
         if date in EXPLICIT_DAYS[("catalog", env)]:
             continue
         for _ in range(n):
@@ -889,11 +895,15 @@ for date, wd in days():
             cmd = "version" if (env == "prod" and date in ("2026-10-28", "2026-11-09")) else "up"
             catalog_run(f"Cr-{env}-{date}-{t}", env, t, cmd=cmd)
     # identity: a deploy (new pod) most weekdays
-    for env, p in (("dev", 0.8), ("staging", 0.55), ("prod", 0.4)):
+    for env, p in (("dev", 0.9), ("staging", 0.7), ("prod", 0.5)):
         if date in EXPLICIT_DAYS[("identity", env)]:
             continue
         if rng.random() < p:
             identity_run(f"Ir-{env}-{date}", env, work_time(date, 9.5, 16.5), rs_variant=date)
+    # billing dev: a developer runs `docker compose run migrate up` now and then (no change)
+    if date not in EXPLICIT_DAYS[("billing", "dev")] and rng.random() < 0.4:
+        billing_spec(f"dev-routine-{date}", "dev", "billing", work_time(date, 9.5, 17.5),
+                     noise_before=WAIT_FOR_IT, noise_after_wait=wait_done())
 
 # ---- simulate in time order -------------------------------------------------------------------
 
@@ -971,9 +981,13 @@ def put(path: str, ns: int, line: str | bytes, run: Run | None = None) -> None:
         run.files.add(path)
 
 
-def deliver(ns: int) -> int:
-    """Shipper receive time: a few tens of microseconds after the write."""
-    return ns + usec(15, 180)
+def delivered(run: Run) -> list[tuple[int, str]]:
+    """Shipper receive times: a few tens of microseconds after each write, in write order."""
+    out, last = [], 0
+    for ns, text in run.lines:
+        last = max(ns + usec(15, 180), last + usec(1, 6))
+        out.append((last, text))
+    return out
 
 
 def w_kubernetes(run: Run) -> None:
@@ -981,8 +995,7 @@ def w_kubernetes(run: Run) -> None:
     kube = {k: pod[k] for k in ("pod_name", "namespace_name", "pod_id", "labels", "host", "container_name",
                                 "docker_id", "container_hash", "container_image")}
     kube_json = fluentbit_json(kube)
-    for ns, text in run.lines:
-        ns = deliver(ns)
+    for ns, text in delivered(run):
         sec, frac = divmod(ns, NS)
         us = round(frac / 1000)
         if us == 1_000_000:
@@ -993,16 +1006,14 @@ def w_kubernetes(run: Run) -> None:
 
 
 def w_cri(run: Run) -> None:
-    for ns, text in run.lines:
-        ns = deliver(ns)
+    for ns, text in delivered(run):
         put("text/cri/env=dev/service=orders/database=orders/0.log", ns,
             f"{rfc3339nano(ns)} stderr F {text}", run)
 
 
 def w_docker(run: Run) -> None:
     path = f"docker/env=dev/service=billing/database=billing/{run.spec['container_id']}-json.log"
-    for ns, text in run.lines:
-        ns = deliver(ns)
+    for ns, text in delivered(run):
         put(path, ns, go_json({"log": text + "\n", "stream": "stderr", "time": rfc3339nano(ns)}), run)
 
 
@@ -1013,8 +1024,7 @@ def w_loki(run: Run) -> None:
     s = run.spec
     labels = {"container": "migrate", "env": "staging", "service_name": "billing", "tenant": s["db"],
               "pod": s["pod"], "namespace": "billing", "stream": "stderr"}
-    for ns, text in run.lines:
-        ns = deliver(ns)
+    for ns, text in delivered(run):
         _order[0] += 1
         LOKI_RECORDS.append((ns, _order[0], labels, text))
         run.files.add("loki")
@@ -1026,8 +1036,8 @@ CW_EVENTS: dict[tuple[str, str], list] = defaultdict(list)  # (tenant, day) -> e
 def w_cloudwatch(run: Run) -> None:
     s = run.spec
     stream = f"migrate/migrate/{s['task_id']}"
-    for ns, text in run.lines:
-        ms = deliver(ns) // MS
+    for ns, text in delivered(run):
+        ms = ns // MS
         ev = {"logStreamName": stream, "timestamp": ms, "message": text,
               "ingestionTime": ms + rng.randint(180, 2400), "eventId": digits(56)}
         _order[0] += 1
@@ -1182,18 +1192,10 @@ def main() -> None:
         "kubernetes/orders-2026-W44.jsonl": ("after", 40, b"[1,2,3]",
                                              "a JSON array, not an object: reject `not a JSON object`"),
     }
-    docker_files = sorted({p for p in FILES if p.startswith("docker/")},
-                          key=lambda p: FILES[p][0][0])
-    # the B2, B3 and B5 dev containers carry the planted defects
-    bom_crlf = truncated = no_time = None
-    for p in docker_files:
-        first = FILES[p][0][0]
-        if truncated is None and first >= T("2026-10-29 00:00"):
-            truncated = p
-        elif no_time is None and first >= T("2026-11-03 00:00"):
-            no_time = p
-        elif bom_crlf is None and first >= T("2026-11-09 00:00"):
-            bom_crlf = p
+    # the B2, B3 and B5 release containers in dev carry the planted docker defects
+    dpath = lambda name: ("docker/env=dev/service=billing/database=billing/"  # noqa: E731
+                          f"{B[name]['container_id']}-json.log")
+    truncated, no_time, bom_crlf = dpath("B2-dev"), dpath("B3-dev"), dpath("B5-dev")
     for path in sorted(FILES):
         recs = sorted(FILES[path])
         lines = [b for _ns, _o, b in recs]
