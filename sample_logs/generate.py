@@ -1113,7 +1113,7 @@ def write_identity() -> None:
                 break
             s = r.spec
             t = s["t"] - msec(5, 40)
-            slog_rec(env, s["pod"], t, "INFO", "starting server", version=s["app_version"],
+            slog_rec(env, s["pod"], t, "INFO", "starting server", build=s["app_version"],
                      go_version="go1.23.4")
             slog_rec(env, s["pod"], t + msec(3, 9), "INFO", "connecting to database",
                      host=f"identity-db.{env}.internal:5432")
@@ -1127,7 +1127,7 @@ def write_identity() -> None:
                 continue  # process exits 1; the old pod keeps serving
             st_ns = r.end_ns
             slog_rec(env, s["pod"], st_ns + usec(100, 900), "INFO", "schema migrations done",
-                     component="migrate", version=int(s["_final_version"]))
+                     component="migrate", schema_version=int(s["_final_version"]))
             ready = st_ns + msec(2, 8)
             slog_rec(env, s["pod"], ready, "INFO", "listening on :8080")
             old_pod = live[0]
