@@ -1,0 +1,72 @@
+"""The command line: one summary line on success, one `Error:` line and exit 1 on a mistake the user can fix."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from pipeline.cli import main
+
+from .conftest import CAPTURES
+
+
+def _invoke(tmp_path, *args: str):
+    return CliRunner().invoke(main, ["--db", str(tmp_path / "w.duckdb"), "--no-progress", *args])
+
+
+def test_ingest_prints_one_summary_line_and_reingest_skips(tmp_path):
+    first = _invoke(tmp_path, "ingest", str(CAPTURES / "0012_up.txt"), str(CAPTURES / "0033_up_syntax_error.txt"))
+    assert first.exit_code == 0, first.output
+    assert first.stdout.count("\n") == 1
+    assert first.stdout.startswith("ingested 2 sources; skipped 0 unchanged; 13 lines (13 new")
+    again = _invoke(tmp_path, "ingest", str(CAPTURES / "0012_up.txt"))
+    assert "ingested 0 sources; skipped 1 unchanged" in again.stdout
+
+
+def test_run_prints_runs_by_outcome(tmp_path):
+    result = _invoke(tmp_path, "run", str(CAPTURES / "0012_up.txt"), str(CAPTURES / "0035_up_dirty.txt"),
+                     str(CAPTURES / "0013_up_again_nochange.txt"))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "runs by outcome: 1 dirty, 1 no_change, 1 success"
+
+
+def test_missing_path_is_one_error_line_exit_1(tmp_path):
+    result = _invoke(tmp_path, "ingest", str(tmp_path / "nope"))
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {tmp_path / 'nope'}: no such file or folder (check the path)\n"
+
+
+def test_bad_format_names_the_valid_ones(tmp_path):
+    result = _invoke(tmp_path, "ingest", "--format", "bogus", str(CAPTURES / "0012_up.txt"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: --format bogus: unknown format (use one of: docker, kubernetes,")
+    assert result.stderr.count("\n") == 1
+
+
+def test_glob_matching_nothing_is_an_error(tmp_path):
+    result = _invoke(tmp_path, "ingest", str(tmp_path / "*.jsonl"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and "matches no file" in result.stderr
+
+
+def test_bad_config_names_each_field(tmp_path):
+    config = tmp_path / "lens.toml"
+    config.write_text('[ingest]\nbatch_lines = "many"\ncolour = "blue"\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(config), "--db", str(tmp_path / "w.duckdb"), "ingest", "x"])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert "ingest.batch_lines: Input should be a valid integer" in result.stderr
+    assert "ingest.colour: Extra inputs are not permitted" in result.stderr
+
+
+def test_warehouse_that_is_not_duckdb_is_a_clear_error(tmp_path):
+    bogus = tmp_path / "w.duckdb"
+    bogus.write_text("not a database", encoding="utf-8")
+    result = _invoke(tmp_path, "ingest", str(CAPTURES / "0012_up.txt"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {bogus}:") and result.stderr.count("\n") == 1
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = CliRunner().invoke(main, ["--debug", "--db", str(tmp_path / "w.duckdb"), "ingest", str(tmp_path / "nope")])
+    assert result.exit_code == 1
+    assert result.exception is not None and type(result.exception).__name__ == "SourceError"
