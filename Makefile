@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	@# git keeps no mtimes; the generator is seeded and restores them (bare text takes its time from mtime)
+	$(PY) sample_logs/generate.py > /dev/null
 	rm -f $(OUT)/demo.duckdb $(OUT)/demo.duckdb.wal
 	mkdir -p $(OUT)
 	$(VENV)/bin/migrate-lens --db $(OUT)/demo.duckdb --out $(OUT) --as-of $(AS_OF) run sample_logs

@@ -818,7 +818,7 @@ for rel, (t_dev, t_stg, t_prod) in RELEASES.items():
     t = jit(T(t_stg))
     for tenant in TENANTS_STAGING:
         s = billing_spec(f"{rel}-staging-{tenant}", "staging", tenant, t, rel, refresh=refresh)
-        t += int(rng.uniform(25, 40) * NS)  # filled in with the real end time at simulation
+        t += int(rng.uniform(25, 40) * NS)  # provisional: the chain re-times each task at simulation
         s["chain_gap"] = True
     if t_prod is None:
         continue
@@ -845,7 +845,7 @@ for rel, (t_dev, t_stg, t_prod) in RELEASES.items():
             billing_spec(f"{rel}-prod-{tenant}-dup", "prod", tenant, t + usec(200, 3000), rel,
                          refresh=True, lock_timeout=True,
                          tag="4 lock timeout: double-triggered task for tenant_003 starts with the other one")
-        t += 1  # placeholder; the real start is chained after the previous task ends
+        t += 1  # provisional: the chain starts each task after the previous one ended
 
 # manual and extra billing runs
 billing_spec("dev-nochange-1", "dev", "billing", jit(T("2026-10-28 15:02")),
@@ -1180,6 +1180,12 @@ def clean() -> None:
 
 
 def main() -> None:
+    global zstandard
+    try:
+        import zstandard
+    except ImportError:
+        sys.exit("generate.py: identity-prod.jsonl.zst needs the `zstandard` package; "
+                 "run it with the project venv: .venv/bin/python sample_logs/generate.py")
     # version before each identity run (for the app's summary record)
     tag_final_versions()
     dispatch()
@@ -1298,10 +1304,6 @@ def main() -> None:
         data = b"".join(line.encode("utf-8") + b"\n" for _ns, _o, line in recs)
         last = recs[-1][0]
         if env == "prod":
-            try:
-                import zstandard
-            except ImportError:
-                sys.exit("generate.py: the zstd file needs `zstandard`; run it with .venv/bin/python")
             data = zstandard.ZstdCompressor(level=9, write_checksum=True).compress(data)
             path = f"slog/identity-{env}.jsonl.zst"
         else:

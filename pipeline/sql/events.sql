@@ -144,8 +144,8 @@ WITH physical AS (
                 WHEN regexp_matches(t, 'already exists') THEN 'already_exists'
                 WHEN regexp_matches(coalesce(nullif(mf.message, ''), t), 'does not exist') THEN 'does_not_exist'
                 WHEN regexp_matches(t, 'syntax error') THEN 'syntax_error'
-                WHEN regexp_matches(t, 'statement timeout|canceling statement') THEN 'statement_timeout'
                 WHEN regexp_matches(t, 'lock timeout|deadlock detected|could not obtain lock') THEN 'lock_conflict'
+                WHEN regexp_matches(t, 'statement timeout|canceling statement') THEN 'statement_timeout'
                 WHEN regexp_matches(t, 'cannot run inside a transaction block') THEN 'transaction_block'
                 WHEN regexp_matches(t, 'depend on it|violates foreign key constraint') THEN 'dependency'
                 WHEN regexp_matches(t, 'violates (unique|not-null|check) constraint|could not create unique index')
