@@ -132,10 +132,15 @@ SELECT
     END AS version_seen
 FROM judged;
 
--- The version a run started from is the last version seen before it on the same database.
-UPDATE runs SET from_version = c.from_v, to_version = coalesce(c.version_seen, c.from_v)
+-- The version a run started from is the last version seen before it on the same database. A run that
+-- changed nothing (no change, refused, failed to connect) ends where it started; one that applied or
+-- failed without saying where it ended is left unknown rather than guessed.
+UPDATE runs SET from_version = c.from_v,
+    to_version = coalesce(c.version_seen,
+        CASE WHEN c.outcome IN ('no_change', 'error', 'locked', 'dirty') OR (c.outcome = 'success' AND c.applied = 0)
+             THEN c.from_v END)
 FROM (
-    SELECT run_id, version_seen,
+    SELECT run_id, version_seen, outcome, applied,
         last_value(version_seen IGNORE NULLS) OVER (
             PARTITION BY env, service, CASE WHEN database = 'unknown' THEN stream_key ELSE database END
             ORDER BY started_at, run_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
@@ -143,3 +148,15 @@ FROM (
     FROM runs
 ) c
 WHERE runs.run_id = c.run_id;
+
+-- Without -verbose a failed migration does not name its version: it is the first version this service is
+-- known to have after the one the database was at (the next run's `Dirty database version N` agrees).
+UPDATE runs SET dirty_version = nxt.v, to_version = nxt.v
+FROM (
+    SELECT r.run_id, (SELECT min(e.version) FROM migrate_events e
+                      WHERE e.service = r.service AND e.kind = 'applied' AND e.direction = 'up'
+                        AND e.version > r.from_version) AS v
+    FROM runs r
+    WHERE r.outcome = 'failed' AND r.dirty_version IS NULL AND r.from_version IS NOT NULL
+) nxt
+WHERE runs.run_id = nxt.run_id AND nxt.v IS NOT NULL;
