@@ -41,7 +41,7 @@ def _parse_as_of(value: str | None) -> datetime:
     if not value:
         return datetime.now(UTC).replace(tzinfo=None)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO timestamp (e.g. 2026-11-16T00:00:00Z)") from None
     if parsed.tzinfo is not None:

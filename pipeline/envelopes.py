@@ -49,10 +49,11 @@ def detect(head: bytes) -> Envelope:
             kind = _classify(record)
             if kind != "unknown":
                 return kind
-    if stripped.startswith("{") and not json_seen:
-        # A pretty-printed document: `aws logs filter-log-events` output is the usual one.
-        if '"events"' in text or '"logEvents"' in text or '"logStreamName"' in text:
-            return "cloudwatch"
+    # A pretty-printed document: `aws logs filter-log-events` output is the usual one.
+    if stripped.startswith("{") and not json_seen and any(
+        key in text for key in ('"events"', '"logEvents"', '"logStreamName"')
+    ):
+        return "cloudwatch"
     if json_seen or (lines and sum(ln.startswith(("{", "[")) for ln in lines) > len(lines) / 2):
         return "unknown"
     return "text"

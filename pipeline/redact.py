@@ -20,9 +20,9 @@ PATTERNS: tuple[tuple[str, str], ...] = (
     (r"([A-Za-z0-9_.\-]+:)[^@\s\"'/:]+@(tcp|unix|udp)\(", r"\1" + MASK + r"@\2("),
     # key=value and key: value pairs whose key says secret (libpq conninfo, query strings, env dumps)
     (
-        r"(?i)((?:password|passwd|pwd|sslpassword|secret|token|api[_-]?key|access[_-]?key|"
+        (r"(?i)((?:password|passwd|pwd|sslpassword|secret|token|api[_-]?key|access[_-]?key|"
         r"secret[_-]?access[_-]?key|aws_secret_access_key|auth[_-]?token|client[_-]?secret)"
-        r"[\"']?\s*[=:]\s*[\"']?)[^\s\"'&;,}]+",
+        r"[\"']?\s*[=:]\s*[\"']?)[^\s\"'&;,}]+"),
         r"\1" + MASK,
     ),
     # Authorization headers

@@ -62,8 +62,7 @@ class Source:
 def _is_log_name(name: str) -> bool:
     base = name.lower()
     for ext in COMPRESSIONS:
-        if base.endswith(ext):
-            base = base[: -len(ext)]
+        base = base.removesuffix(ext)
     return base.endswith(LOG_SUFFIXES) or bool(re.search(r"\.log\.\d+$", base))
 
 

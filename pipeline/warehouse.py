@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object] | None = None):
+def execute(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object] | None = None):
     """Run `sql` binding only the named parameters it mentions (DuckDB refuses unused ones)."""
     wanted = set(_PARAM.findall(re.sub(r"--[^\n]*", "", sql)))
     bound = {k: v for k, v in (params or {}).items() if k in wanted}
@@ -69,16 +70,16 @@ def statements(name: str) -> list[str]:
     return out
 
 
-def one(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object] | list[object] | None = None):
+def one(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object] | list[object] | None = None):
     """The first row of a query, or None. Fetches the whole result so the connection is free again."""
-    if isinstance(params, dict):
+    if isinstance(params, Mapping):
         rows = execute(con, sql, params).fetchall()
     else:
         rows = con.execute(sql, params or []).fetchall()
     return rows[0] if rows else None
 
 
-def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object] | list[object] | None = None):
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object] | list[object] | None = None):
     """The single value of a one-row, one-column query."""
     row = one(con, sql, params)
     return None if row is None else row[0]

@@ -24,7 +24,7 @@ def expected_outcome(text: str, exit_code: int) -> str | None:
     if text.startswith("Usage:"):
         return "error"  # -help (exit 0) and a usage error (exit 2) print the same; bare text has no exit code
     if exit_code == 0:
-        body = re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ", "", text, flags=re.M)
+        body = re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ", "", text, flags=re.MULTILINE)
         return "no_change" if body.splitlines()[0] == "no change" else "success"
     if "migration failed" in text:
         return "failed"

@@ -62,7 +62,7 @@ def test_failed_migration_dirty_retry_and_forced_recovery_in_orders_prod(fleet):
         ("failed", "syntax_error"), ("dirty", "dirty"), ("success", None)]
     failed, dirty = outcomes[0], outcomes[1]
     assert failed[4] == 16 and dirty[4] == 16  # the dirty version, inferred then confirmed
-    recovered = [o for o in outcomes if o[0] == "success"][0]
+    recovered = next(o for o in outcomes if o[0] == "success")
     assert recovered[5] == 2 and recovered[3] == 17
 
 
