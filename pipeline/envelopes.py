@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -16,8 +17,8 @@ JSON_ENVELOPES = frozenset(ENVELOPES) - {"text"}
 def _classify(record: dict[str, Any]) -> Envelope:
     if record.get("schema") == "migrate-lens/v1":
         return "events"
-    if "kubernetes" in record:
-        return "kubernetes"
+    if "kubernetes" in record or "logtag" in record or "_p" in record:
+        return "kubernetes"  # Fluentd/Fluent Bit CRI records carry logtag/_p even without the k8s filter
     if "line" in record and ("labels" in record or "timestamp" in record):
         return "loki"
     if {"events", "logEvents", "logStreamName", "ingestionTime"} & record.keys():
@@ -91,7 +92,12 @@ def cloudwatch_records(text: str) -> Iterator[tuple[str | None, str | None, str]
     decoder = json.JSONDecoder()
     pos, end = 0, len(text)
     while pos < end:
+        newlines = 0
         while pos < end and text[pos] in " \t\r\n":
+            if text[pos] == "\n":
+                newlines += 1
+                if newlines > 1:  # a blank line between values is a record of its own in JSON-lines files
+                    yield None, "empty_line", ""
             pos += 1
         if pos >= end:
             break
@@ -100,14 +106,33 @@ def cloudwatch_records(text: str) -> Iterator[tuple[str | None, str | None, str]
         except ValueError:
             nl = text.find("\n", pos)
             stop = end if nl < 0 else nl + 1
-            yield None, "malformed_json", text[pos:stop].rstrip("\r\n")
+            yield None, _bad(text[pos:stop]), _printable(text[pos:stop].rstrip("\r\n"))
             pos = stop
             continue
         raw = text[pos:stop]
-        for ev in _expand(obj):
-            if ev is None:
-                reason = "json_array" if isinstance(obj, list) else "not_cloudwatch_event"
-                yield None, reason, raw if len(raw) < 8192 else raw[:8192]
-            else:
-                yield json.dumps(ev, ensure_ascii=False), None, ""
+        if _has_undecodable(raw):
+            yield None, "invalid_utf8", _printable(raw[:8192])
+        else:
+            for ev in _expand(obj):
+                if ev is None:
+                    reason = "json_array" if isinstance(obj, list) else "not_cloudwatch_event"
+                    yield None, reason, raw[:8192]
+                else:
+                    yield json.dumps(ev, ensure_ascii=False), None, ""
         pos = stop
+
+
+# The file was decoded with surrogateescape: bytes that are not UTF-8 became lone surrogates.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+def _has_undecodable(text: str) -> bool:
+    return _UNDECODABLE.search(text) is not None
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+
+
+def _bad(raw: str) -> str:
+    return "invalid_utf8" if _has_undecodable(raw) else "malformed_json"

@@ -1,8 +1,12 @@
 """Stage 1, ingest: shipped migrate logs into `log_lines` and `rejects`, then events and runs rebuilt.
 
 Every record of every source ends in `log_lines` or in `rejects` with a reason. A source whose fingerprint
-is already recorded is skipped; a changed source is re-read whole inside one transaction (its old rows
-replaced), so an interrupted ingest never leaves a source half recorded.
+is already recorded is skipped; a changed source is re-read whole, its old rows replaced.
+
+Crash safety without one long transaction per source (which would pin every batch in memory until the
+commit): a source is listed in `pending_sources` while it loads and in `ingested_sources` only once all
+of it is stored; the next ingest removes the rows of any load still pending. Streams whose lines changed
+wait in `pending_streams` until their events and runs are rebuilt, so a failed rebuild is redone.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import duckdb
@@ -21,12 +25,11 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from . import envelopes, events, runs
 from .config import Config
 from .errors import SourceError, WarehouseError
+from .redact import redact_fragment
 from .sources import ReadOutcome, Source, discover, read_lines
 from .warehouse import execute, one, scalar, sql_text, statements
 
-_TMP_TABLES = """
-CREATE OR REPLACE TEMP TABLE touched_streams (stream_key VARCHAR);
-"""
+Reject = tuple[int, str, str]  # line_no, reason, raw
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class IngestResult:
     sources: int  # read this time
     skipped: int  # unchanged since a previous ingest
     lines: int  # records read (accepted + rejected)
-    stored: int  # new rows in log_lines
+    stored: int  # rows now in log_lines from the sources read
     rejected: int
     duplicates: int  # accepted records already stored from another source
     damaged: int  # sources with a truncated or corrupt compressed stream
@@ -47,18 +50,25 @@ class IngestResult:
         parts = [
             f"ingested {self.sources:,} source{'s' if self.sources != 1 else ''}",
             f"skipped {self.skipped:,} unchanged",
-            f"{self.lines:,} lines ({self.stored:,} new, {self.duplicates:,} duplicate, {self.rejected:,} rejected)",
+            (f"{self.lines:,} lines ({self.stored:,} new, {self.duplicates:,} duplicate, "
+            f"{self.rejected:,} rejected)"),
             f"{self.events:,} migrate events in {self.runs:,} runs rebuilt",
         ]
         if self.damaged:
-            parts.append(f"{self.damaged} damaged source{'s' if self.damaged != 1 else ''} (see ingested_sources.damage)")
+            parts.append(f"{self.damaged} damaged source{'s' if self.damaged != 1 else ''} "
+                         "(see ingested_sources.damage)")
         return "; ".join(parts)
 
 
 @dataclass
-class _Tally:
-    lines: int = 0
-    rejected: int = 0
+class _Batch:
+    """Lines ready for SQL (Arrow, one chunk per read block) and the records refused before SQL."""
+
+    table: pa.Table
+    rejects: list[Reject] = field(default_factory=list)
+
+
+_EMPTY = pa.schema([("line_no", pa.int64()), ("line", pa.large_string())])
 
 
 def _file_stream(src: Source) -> str:
@@ -68,61 +78,118 @@ def _file_stream(src: Source) -> str:
     return "file:" + base
 
 
-def _lines_array(data: bytes) -> pa.Array:
-    """Zero-copy Arrow strings, one per line (newline kept; SQL trims it)."""
-    buf = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(buf == 10) + 1
-    if len(data) and (len(ends) == 0 or ends[-1] != len(data)):
-        ends = np.append(ends, len(data))
-    offsets = np.zeros(len(ends) + 1, dtype=np.int64)
+def _block_lines(block: bytes, first_line_no: int) -> tuple[pa.Array, pa.Array, list[Reject]]:
+    """One read block (whole lines) as Arrow (line_no, line) without line ends, zero-copy where it can.
+
+    Newlines and the `\\r` of CRLF are cut out with numpy so SQL never trims 700-byte records one by one;
+    Arrow checks UTF-8 in bulk, and only a block that fails is split line by line to reject the bad ones.
+    """
+    buf = np.frombuffer(block, dtype=np.uint8)
+    nl = np.flatnonzero(buf == 10)
+    if len(block) and (len(nl) == 0 or nl[-1] != len(block) - 1):
+        nl = np.append(nl, len(block))  # a last line without a newline (end of file)
+        buf = np.append(buf, np.uint8(10))
+    n = len(nl)
+    has_cr = np.zeros(n, dtype=bool)
+    inner = nl > 0
+    has_cr[inner] = buf[nl[inner] - 1] == 13
+    keep = np.ones(len(buf), dtype=bool)
+    keep[nl] = False
+    keep[nl[has_cr] - 1] = False
+    data = buf[keep] if n else buf[:0]
+    ends = nl - np.arange(n) - np.cumsum(has_cr)
+    offsets = np.zeros(n + 1, dtype=np.int64)
     offsets[1:] = ends
-    return pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
-
-
-def _decode_batch(data: bytes, first_line_no: int) -> tuple[pa.Table, list[tuple[int, str, str]]]:
-    """Arrow table (line_no, line) of the valid lines, plus rejects for invalid UTF-8."""
+    lines = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data.tobytes()))
+    numbers = pa.array(np.arange(first_line_no, first_line_no + n, dtype=np.int64))
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
+        lines.validate(full=True)
+        return numbers, lines, []
+    except pa.ArrowInvalid:
         good_no, good, bad = [], [], []
-        for i, raw in enumerate(data.split(b"\n")[: data.count(b"\n") + (0 if data.endswith(b"\n") else 1)]):
+        for i, raw in enumerate(block.split(b"\n")[:n]):
+            raw = raw.removesuffix(b"\r")
             try:
                 good.append(raw.decode("utf-8"))
                 good_no.append(first_line_no + i)
             except UnicodeDecodeError:
                 bad.append((first_line_no + i, "invalid_utf8", raw.decode("utf-8", errors="replace")))
-        return pa.table({"line_no": pa.array(good_no, pa.int64()), "line": pa.array(good, pa.large_string())}), bad
-    lines = _lines_array(data)
-    numbers = pa.array(np.arange(first_line_no, first_line_no + len(lines), dtype=np.int64))
-    return pa.table({"line_no": numbers, "line": lines}), []
+        return pa.array(good_no, pa.int64()), pa.array(good, pa.large_string()), bad
 
 
-def _batches(src: Source, outcome: ReadOutcome, batch_lines: int) -> Iterator[tuple[bytes, bool]]:
-    """Group whole-line blocks into batches of about `batch_lines` lines (bounded memory)."""
-    held: list[bytes] = []
+def _plain_batches(src: Source, outcome: ReadOutcome, batch_lines: int) -> Iterator[_Batch]:
+    """Batches of about `batch_lines` lines, each block of the file one Arrow chunk (DuckDB scans chunks
+    in parallel; nothing is joined into one big buffer)."""
+    line_no = 1
+    numbers: list[pa.Array] = []
+    lines: list[pa.Array] = []
+    bad: list[Reject] = []
     count = 0
+
+    def flush() -> _Batch:
+        table = pa.Table.from_arrays([pa.chunked_array(numbers, pa.int64()), pa.chunked_array(lines, pa.large_string())],
+                                     schema=_EMPTY)
+        return _Batch(table, bad)
+
     for block, final in read_lines(src, outcome):
         if final and outcome.damage:
-            if held:
-                yield b"".join(held), False
-            yield block, True  # the fragment cut by the damage
-            return
-        held.append(block)
-        count += block.count(b"\n")
-        if count >= batch_lines or sum(map(len, held)) >= (256 << 20):
-            yield b"".join(held), False
-            held, count = [], 0
-    if held:
-        yield b"".join(held), False
+            # The fragment the damage cut off: it may end inside a secret, so redact it as a fragment.
+            bad.append((line_no, "truncated_record", redact_fragment(block.decode("utf-8", errors="replace"))))
+            line_no += 1
+            continue
+        nums, arr, rejected = _block_lines(block, line_no)
+        line_no += len(arr) + len(rejected)
+        numbers.append(nums)
+        lines.append(arr)
+        bad.extend(rejected)
+        count += len(arr)
+        if count >= batch_lines:
+            yield flush()
+            numbers, lines, bad, count = [], [], [], 0
+    if outcome.damage:
+        bad.append((line_no, "truncated_compressed_stream", outcome.damage))
+    if numbers or bad:
+        yield flush()
+
+
+def _unrecognised_batches(src: Source, outcome: ReadOutcome, batch_lines: int) -> Iterator[_Batch]:
+    """JSON of no known shape: every record rejected, so nothing vanishes and `--format` can force one."""
+    for batch in _plain_batches(src, outcome, batch_lines):
+        rows = zip(batch.table.column("line_no").to_pylist(), batch.table.column("line").to_pylist(), strict=True)
+        yield _Batch(_EMPTY.empty_table(), batch.rejects + [(no, "unrecognised_envelope", ln) for no, ln in rows])
+
+
+def _cloudwatch_batches(src: Source, outcome: ReadOutcome, batch_lines: int) -> Iterator[_Batch]:
+    """CloudWatch documents are JSON values, not lines: split them into one event per record first."""
+    text = b"".join(block for block, _ in read_lines(src, outcome)).decode("utf-8", errors="surrogateescape")
+    good_no: list[int] = []
+    good: list[str] = []
+    bad: list[Reject] = []
+    for n, (event, reason, raw) in enumerate(envelopes.cloudwatch_records(text), start=1):
+        if event is None:
+            bad.append((n, reason or "malformed_json", raw))
+        else:
+            good_no.append(n)
+            good.append(event)
+    if outcome.damage:
+        if bad and bad[-1][1] == "malformed_json" and bad[-1][0] == len(good) + len(bad):
+            no, _, raw = bad.pop()
+            bad.append((no, "truncated_record", redact_fragment(raw)))
+        bad.append((len(good) + len(bad) + 1, "truncated_compressed_stream", outcome.damage))
+    for start in range(0, max(len(good), 1), batch_lines):
+        table = pa.table({"line_no": pa.array(good_no[start : start + batch_lines], pa.int64()),
+                          "line": pa.array(good[start : start + batch_lines], pa.large_string())})
+        yield _Batch(table, bad if start == 0 else [])
 
 
 class _SourceLoader:
-    """Loads one source inside the caller's transaction."""
+    """Loads the batches of one source, each batch in its own short transaction."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, config: Config, load_id: str) -> None:
         self.con = con
         self.config = config
         self.load_id = load_id
+        self.store = statements("store_batch")
 
     def params(self, src: Source, carry_ts: datetime | None, carry_origin: str | None) -> dict[str, object]:
         hive = src.hive_labels()
@@ -143,103 +210,88 @@ class _SourceLoader:
             "carry_origin": carry_origin,
         }
 
-    def reject(self, src: Source, rows: list[tuple[int, str, str]]) -> None:
-        if not rows:
-            return
-        table = pa.table({
-            "line_no": pa.array([r[0] for r in rows], pa.int64()),
-            "reason": pa.array([r[1] for r in rows], pa.string()),
-            "raw": pa.array([r[2] for r in rows], pa.string()),
-        })
+    def _reject(self, src: Source, rows: list[Reject]) -> None:
+        table = pa.table({"line_no": pa.array([r[0] for r in rows], pa.int64()),
+                          "reason": pa.array([r[1] for r in rows], pa.string()),
+                          "raw": pa.array([r[2] for r in rows], pa.string())})
         self.con.register("py_rejects", table)
         try:
             execute(self.con, "INSERT INTO rejects SELECT $source_uri, line_no, reason, left(redact(raw), 4096), "
-                    "$load_id FROM py_rejects", {"source_uri": src.display_uri, "load_id": self.load_id})
+                              "$load_id FROM py_rejects", {"source_uri": src.display_uri, "load_id": self.load_id})
         finally:
             self.con.unregister("py_rejects")
 
-    def load(self, src: Source, envelope: str, batches: Iterator[tuple[pa.Table, list]], tally: _Tally) -> None:
+    def load(self, src: Source, envelope: str, batches: Iterator[_Batch]) -> tuple[int, int]:
+        """Store every batch; returns (records read, records rejected)."""
         stage = sql_text("stage").replace("{envelope}", envelopes.envelope_sql(envelope))
-        store = statements("store_batch")
-        is_json = envelope in envelopes.JSON_ENVELOPES
+        json_type = ("CASE WHEN NOT json_valid(line) THEN 'INVALID' WHEN starts_with(ltrim(line), '{') THEN 'OBJECT' "
+                     "WHEN starts_with(ltrim(line), '[') THEN 'ARRAY' ELSE 'SCALAR' END"
+                     if envelope in envelopes.JSON_ENVELOPES else "NULL::VARCHAR")
+        typed = f"CREATE OR REPLACE TEMP VIEW typed_batch AS SELECT line_no, line AS raw, {json_type} AS jtype FROM batch"
         carry_ts, carry_origin = None, None
-        self.con.execute("CREATE OR REPLACE TEMP TABLE source_seen (content_hash VARCHAR, n BIGINT)")
-        for table, bad in batches:
-            self.reject(src, bad)
-            tally.lines += table.num_rows + len(bad)
-            tally.rejected += len(bad)
-            if table.num_rows == 0:
-                continue
-            self.con.register("batch", table)
+        lines = rejected = 0
+        for batch in batches:
+            lines += batch.table.num_rows + len(batch.rejects)
+            rejected += len(batch.rejects)
+            self.con.execute("BEGIN TRANSACTION")
             try:
-                self.con.execute(
-                    "CREATE OR REPLACE TEMP VIEW typed_batch AS SELECT line_no, rtrim(line, chr(13) || chr(10)) AS raw, "
-                    + ("CASE WHEN json_valid(line) THEN json_type(line) ELSE 'INVALID' END" if is_json else "NULL::VARCHAR")
-                    + " AS jtype FROM batch"
-                )
-                params = self.params(src, carry_ts, carry_origin)
-                execute(self.con, stage, params)
-                for statement in store:
-                    execute(self.con, statement, params)
-                tally.rejected += scalar(self.con, "SELECT count(*) FROM staged WHERE reason IS NOT NULL")
-                if envelope == "text":
-                    last = one(self.con, "SELECT ts, ts_origin FROM staged ORDER BY line_no DESC LIMIT 1")
-                    carry_ts, carry_origin = last if last else (carry_ts, carry_origin)
+                if batch.rejects:
+                    self._reject(src, batch.rejects)
+                if batch.table.num_rows:
+                    self.con.register("batch", batch.table)
+                    self.con.execute(typed)
+                    params = self.params(src, carry_ts, carry_origin)
+                    execute(self.con, stage, params)
+                    for statement in self.store:
+                        execute(self.con, statement, params)
+                    rejected += scalar(self.con, "SELECT count(*) FROM staged WHERE reason IS NOT NULL")
+                    if envelope == "text":  # a line without its own time takes the last one before it
+                        last = one(self.con, "SELECT ts, ts_origin FROM staged ORDER BY line_no DESC LIMIT 1")
+                        carry_ts, carry_origin = last if last else (carry_ts, carry_origin)
+                self.con.execute("COMMIT")
+            except BaseException:
+                _rollback_quietly(self.con)
+                raise
             finally:
-                self.con.unregister("batch")
+                if batch.table.num_rows:
+                    self.con.unregister("batch")
+        return lines, rejected
 
 
-def _plain_batches(src: Source, outcome: ReadOutcome, batch_lines: int) -> Iterator[tuple[pa.Table, list]]:
-    line_no = 1
-    for data, truncated in _batches(src, outcome, batch_lines):
-        if truncated:
-            yield _no_lines(), [(line_no, "truncated_record", data.decode("utf-8", errors="replace"))]
-            line_no += 1
-            continue
-        table, bad = _decode_batch(data, line_no)
-        line_no += table.num_rows + len(bad)
-        yield table, bad
-    if outcome.damage:
-        yield _no_lines(), [(line_no, "truncated_compressed_stream", outcome.damage)]
+def _rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass  # no transaction was open
 
 
-def _no_lines() -> pa.Table:
-    return pa.table({"line_no": pa.array([], pa.int64()), "line": pa.array([], pa.large_string())})
+def _recover(con: duckdb.DuckDBPyConnection) -> None:
+    """Remove the rows of loads that never finished (a killed ingest) and queue their streams."""
+    if not scalar(con, "SELECT count(*) FROM pending_sources"):
+        return
+    con.execute("BEGIN TRANSACTION")
+    for statement in statements("recover"):
+        con.execute(statement)
+    con.execute("COMMIT")
 
 
-def _unrecognised_batches(src: Source, outcome: ReadOutcome, batch_lines: int) -> Iterator[tuple[pa.Table, list]]:
-    """JSON of no known shape: every record rejected, so nothing vanishes and `--format` can force one."""
-    for table, bad in _plain_batches(src, outcome, batch_lines):
-        yield _no_lines(), bad + [
-            (no, "unrecognised_envelope", line)
-            for no, line in zip(table.column("line_no").to_pylist(), table.column("line").to_pylist())
-        ]
-
-
-def _cloudwatch_batches(src: Source, outcome: ReadOutcome, batch_lines: int) -> Iterator[tuple[pa.Table, list]]:
-    text = b"".join(block for block, _ in read_lines(src, outcome)).decode("utf-8", errors="replace")
-    good_no, good, bad = [], [], []
-    for n, (event, reason, raw) in enumerate(envelopes.cloudwatch_records(text), start=1):
-        if event is None:
-            bad.append((n, reason, raw))
-        else:
-            good_no.append(n)
-            good.append(event)
-    if outcome.damage:
-        bad.append((len(good) + len(bad) + 1, "truncated_compressed_stream", outcome.damage))
-    for i in range(0, max(len(good), 1), batch_lines):
-        chunk_bad = bad if i == 0 else []
-        yield pa.table({
-            "line_no": pa.array(good_no[i : i + batch_lines], pa.int64()),
-            "line": pa.array(good[i : i + batch_lines], pa.large_string()),
-        }), chunk_bad
-
-
-def _head(src: Source) -> bytes:
-    outcome = ReadOutcome()
-    for block, _ in read_lines(src, outcome):
-        return block[:262144]
-    return b""
+def _rebuild(con: duckdb.DuckDBPyConnection, config: Config) -> tuple[int, int]:
+    """Rebuild events and runs of the streams in `pending_streams`, in one transaction."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE touched_streams AS SELECT DISTINCT stream_key FROM pending_streams")
+        event_count = events.rebuild_events(con, config=config)
+        run_count = runs.rebuild_runs(con, config=config)
+        con.execute("DELETE FROM pending_streams")
+        con.execute("COMMIT")
+    except duckdb.Error as e:
+        _rollback_quietly(con)
+        raise WarehouseError(f"rebuilding events and runs failed: {str(e).splitlines()[0]} "
+                             "(the lines are stored; re-run ingest to retry, --debug for details)") from e
+    except BaseException:
+        _rollback_quietly(con)
+        raise
+    return event_count, run_count
 
 
 def ingest(
@@ -255,14 +307,12 @@ def ingest(
     if forced is not None and forced not in envelopes.ENVELOPES:
         raise SourceError(f"--format {forced}: unknown format (use one of: {', '.join(envelopes.ENVELOPES)})")
     sources = discover(specs)
+    _recover(con)
     load_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
     loader = _SourceLoader(con, config, load_id)
-    con.execute(_TMP_TABLES)
     done = skipped = lines = rejected = stored = duplicates = damaged = 0
-    with Progress(
-        TextColumn("[bold]ingest[/] {task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-        disable=not progress, transient=True,
-    ) as bar:
+    with Progress(TextColumn("[bold]ingest[/] {task.description}"), BarColumn(), DownloadColumn(),
+                  TimeRemainingColumn(), disable=not progress, transient=True) as bar:
         task = bar.add_task("", total=sum(s.size for s in sources) or 1)
         for src in sources:
             bar.update(task, description=src.display_uri[-60:])
@@ -272,51 +322,38 @@ def ingest(
                 skipped += 1
                 bar.advance(task, src.size)
                 continue
-            kind = forced or envelopes.detect(_head(src))
+            kind = forced or envelopes.detect(src.head())
             outcome = ReadOutcome()
-            tally = _Tally()
-            con.execute("BEGIN TRANSACTION")
             try:
-                for table in ("log_lines", "rejects", "ingested_sources"):
-                    con.execute(f"DELETE FROM {table} WHERE source_uri = ?", [src.display_uri])
-                if kind == "unknown":
-                    loader.load(src, "docker", _unrecognised_batches(src, outcome, config.ingest.batch_lines), tally)
-                elif kind == "cloudwatch":
-                    loader.load(src, kind, _cloudwatch_batches(src, outcome, config.ingest.batch_lines), tally)
-                else:
-                    loader.load(src, kind, _plain_batches(src, outcome, config.ingest.batch_lines), tally)
-                new = scalar(
-                    con, "SELECT count(*) FROM log_lines WHERE source_uri = ? AND load_id = ?", [src.display_uri, load_id]
-                )
-                dup = tally.lines - tally.rejected - new
-                con.execute(
-                    "INSERT INTO ingested_sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP, ?)",
-                    [src.display_uri, src.size, fingerprint, kind, tally.lines, tally.rejected, dup,
-                     outcome.damage, load_id],
-                )
+                con.execute("BEGIN TRANSACTION")
+                for statement in statements("forget_source"):
+                    execute(con, statement, {"source_uri": src.display_uri, "load_id": load_id})
                 con.execute("COMMIT")
+                reader = {"unknown": _unrecognised_batches, "cloudwatch": _cloudwatch_batches}.get(kind, _plain_batches)
+                read, refused = loader.load(src, "docker" if kind == "unknown" else kind,
+                                            reader(src, outcome, config.ingest.batch_lines))
+                con.execute("BEGIN TRANSACTION")
+                for statement in statements("finish_source"):
+                    execute(con, statement, {
+                        "source_uri": src.display_uri, "size_bytes": src.size, "fingerprint": fingerprint,
+                        "format": kind, "lines": read, "rejected": refused, "damage": outcome.damage,
+                        "load_id": load_id})
+                con.execute("COMMIT")
+                new, dup = one(con, "SELECT (SELECT count(*) FROM log_lines WHERE source_uri = $s AND load_id = $l), "
+                                    "(SELECT duplicates FROM ingested_sources WHERE source_uri = $s)",
+                               {"s": src.display_uri, "l": load_id})
             except duckdb.Error as e:
-                con.execute("ROLLBACK")
-                raise WarehouseError(f"{src.display_uri}: the warehouse refused the load: {str(e).splitlines()[0]}") from e
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+                _rollback_quietly(con)
+                raise WarehouseError(f"{src.display_uri}: the warehouse refused the load: {str(e).splitlines()[0]} "
+                                     "(re-run ingest; --debug for details)") from e
             done += 1
-            lines += tally.lines
-            rejected += tally.rejected
+            lines += read
+            rejected += refused
             stored += new
             duplicates += dup
             damaged += outcome.damage is not None
             bar.advance(task, src.size)
-    touched = [r[0] for r in con.execute("SELECT stream_key FROM touched_streams").fetchall()]
-    event_count, run_count = 0, 0
-    if touched:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            event_count = events.rebuild_events(con, config=config)
-            run_count = runs.rebuild_runs(con, config=config)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    event_count, run_count = (0, 0)
+    if scalar(con, "SELECT count(*) FROM pending_streams"):
+        event_count, run_count = _rebuild(con, config)
     return IngestResult(done, skipped, lines, stored, rejected, duplicates, damaged, run_count, event_count)

@@ -51,12 +51,18 @@ class Source:
         """Size, modification stamp (or ETag) and a hash of the first and last 64 KiB."""
         h = hashlib.sha256()
         h.update(f"{self.size}|{self.etag or ''}|{self.modified.isoformat() if self.modified else ''}".encode())
-        with self.fs.open(self.path, "rb") as f:
+        with _open(self) as f:
             h.update(f.read(65536))
             if self.size > 131072:
                 f.seek(self.size - 65536)
                 h.update(f.read(65536))
         return h.hexdigest()[:32]
+
+    def head(self) -> bytes:
+        """The first 256 KiB of the decompressed content, for envelope detection."""
+        for block, _ in read_lines(self, ReadOutcome()):
+            return block[:262144]
+        return b""
 
 
 def _is_log_name(name: str) -> bool:
@@ -139,14 +145,17 @@ class ReadOutcome:
     damage: str | None = None
 
 
-def _decompressed_blocks(src: Source, outcome: ReadOutcome) -> Iterator[bytes]:
+def _open(src: Source) -> Any:
     try:
-        f = src.fs.open(src.path, "rb")
+        return src.fs.open(src.path, "rb")
     except PermissionError:
         raise SourceError(f"{src.display_uri}: permission denied (check read access)") from None
     except FileNotFoundError:
         raise SourceError(f"{src.display_uri}: disappeared while ingesting (re-run ingest)") from None
-    with f:
+
+
+def _decompressed_blocks(src: Source, outcome: ReadOutcome) -> Iterator[bytes]:
+    with _open(src) as f:
         if src.compression is None:
             while block := f.read(READ_BLOCK):
                 yield block

@@ -17,7 +17,8 @@ SELECT
     false AS partial,
     'line' AS record,
     NULL::VARCHAR AS attrs,
-    NULL::VARCHAR AS extra_reason
+    NULL::VARCHAR AS extra_reason,
+    false AS whole
 FROM (
     SELECT line_no, raw, jtype,
         CASE WHEN jtype = 'OBJECT' THEN json_extract_string(raw, [

@@ -11,10 +11,11 @@ SELECT
     coalesce(f[3], f[6]) AS env,
     coalesce(f[4], f[7]) AS service,
     coalesce(f[5], f[8]) AS database,
-    NOT ends_with(f[1], chr(10)) AS partial,
+    coalesce(NOT ends_with(f[1], chr(10)), false) AS partial,
     'line' AS record,
     NULL::VARCHAR AS attrs,
-    NULL::VARCHAR AS extra_reason
+    NULL::VARCHAR AS extra_reason,
+    false AS whole
 FROM (
     SELECT line_no, raw, jtype,
         CASE WHEN jtype = 'OBJECT' THEN json_extract_string(raw, [

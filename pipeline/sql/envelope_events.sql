@@ -21,7 +21,8 @@ SELECT
         WHEN f[1] IS DISTINCT FROM 'migrate-lens/v1' THEN 'unsupported_schema'
         WHEN f[3] IS NULL THEN 'no_run_id'
         WHEN f[6] IS NULL OR f[6] NOT IN ('run_start', 'line', 'run_end') THEN 'unknown_event'
-    END AS extra_reason
+    END AS extra_reason,
+    false AS whole
 FROM (
     SELECT line_no, raw, jtype,
         CASE WHEN jtype = 'OBJECT' THEN json_extract_string(raw, [

@@ -13,10 +13,11 @@ SELECT
     coalesce(f[8], f[9], f[10]) AS env,
     coalesce(f[11], f[12], f[13], f[14], f[15]) AS service,
     coalesce(f[16], f[17], f[18], f[19]) AS database,
-    coalesce(f[20], f[21]) = 'P' AS partial,
+    coalesce(coalesce(f[20], f[21]) = 'P', false) AS partial,
     'line' AS record,
     NULL::VARCHAR AS attrs,
-    NULL::VARCHAR AS extra_reason
+    NULL::VARCHAR AS extra_reason,
+    false AS whole
 FROM (
     SELECT line_no, raw, jtype,
         CASE WHEN jtype = 'OBJECT' THEN json_extract_string(raw, [

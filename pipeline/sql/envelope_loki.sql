@@ -21,10 +21,11 @@ SELECT
     coalesce(f[6], f[7]) AS env,
     coalesce(f[8], f[9], f[10], f[11]) AS service,
     coalesce(f[12], f[13], f[14]) AS database,
-    regexp_matches(f[1], '^\d{4}-\d\d-\d\dT\S+ (stdout|stderr) P ') AS partial,
+    coalesce(regexp_matches(f[1], '^\d{4}-\d\d-\d\dT\S+ (stdout|stderr) P '), false) AS partial,
     'line' AS record,
     NULL::VARCHAR AS attrs,
-    NULL::VARCHAR AS extra_reason
+    NULL::VARCHAR AS extra_reason,
+    false AS whole
 FROM (
     SELECT line_no, raw, jtype,
         CASE WHEN jtype = 'OBJECT' THEN json_extract_string(raw, [

@@ -15,7 +15,9 @@ SELECT
     false AS partial,
     'line' AS record,
     NULL::VARCHAR AS attrs,
-    NULL::VARCHAR AS extra_reason
+    NULL::VARCHAR AS extra_reason,
+    -- one record is one whole message (the returned error with its SQL body): nothing continues it
+    true AS whole
 FROM (
     SELECT line_no, raw, jtype,
         CASE WHEN jtype = 'OBJECT' THEN json_extract_string(raw, [

@@ -35,6 +35,7 @@ SELECT
     coalesce(partial, false) AS partial,
     'line' AS record,
     NULL::VARCHAR AS attrs,
-    NULL::VARCHAR AS extra_reason
+    NULL::VARCHAR AS extra_reason,
+    false AS whole
 FROM own
 WINDOW w AS (ORDER BY line_no ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)

@@ -4,7 +4,7 @@ DELETE FROM migrate_events WHERE stream_key IN (SELECT stream_key FROM touched_s
 
 INSERT INTO migrate_events
 WITH physical AS (
-    SELECT line_id, ts, ts_origin, stream_key, env, service, database, message, partial,
+    SELECT line_id, ts, ts_origin, stream_key, env, service, database, message, partial, whole,
            row_number() OVER (PARTITION BY stream_key ORDER BY ts, source_uri, line_no) AS pseq
     FROM log_lines
     WHERE record = 'line' AND stream_key IN (SELECT stream_key FROM touched_streams)
@@ -20,7 +20,7 @@ WITH physical AS (
     SELECT stream_key, lseq,
            min(ts) AS ts, arg_min(ts_origin, pseq) AS ts_origin,
            arg_min(env, pseq) AS env, arg_min(service, pseq) AS service, arg_min(database, pseq) AS database,
-           arg_min(line_id, pseq) AS first_line_id, count(*) AS nphys,
+           arg_min(line_id, pseq) AS first_line_id, count(*) AS nphys, bool_or(whole) AS whole,
            string_agg(message, '' ORDER BY pseq) AS text
     FROM pieced GROUP BY stream_key, lseq
 ), stripped AS (
@@ -56,7 +56,7 @@ WITH physical AS (
     -- Nothing follows a fatal error in its process, so the lines after an `error:` head belong to it
     -- (the SQL body of a failed migration, a `2 errors occurred:` list) until a line carries a verbose
     -- prefix or arrives after a pause: that is the next process in the same stream.
-    SELECT *, sum(CASE WHEN verbose_mode OR gap_ms IS NULL OR gap_ms > $cont_ms THEN 1 ELSE 0 END)
+    SELECT *, sum(CASE WHEN verbose_mode OR whole OR gap_ms IS NULL OR gap_ms > $cont_ms THEN 1 ELSE 0 END)
                   OVER (PARTITION BY stream_key ORDER BY lseq ROWS UNBOUNDED PRECEDING) AS seg
     FROM classified
 ), blocked AS (

@@ -113,7 +113,7 @@ SELECT
     CASE WHEN outcome = 'interrupted' AND error_class IS NULL THEN 'interrupted' ELSE error_class END AS error_class,
     error_text,
     exit_code,
-    has_failed OR (outcome = 'interrupted' AND last_exec_seq > coalesce(last_applied_seq, -1)) AS left_dirty,
+    has_failed OR coalesce(outcome = 'interrupted' AND last_exec_seq > coalesce(last_applied_seq, -1), false) AS left_dirty,
     coalesce(dirty_v, CASE WHEN printed_dirty THEN printed_v END, failed_v,
              CASE WHEN outcome = 'interrupted' AND last_exec_seq > coalesce(last_applied_seq, -1) THEN last_exec_v END,
              CASE WHEN has_failed THEN last_exec_v END) AS dirty_version,

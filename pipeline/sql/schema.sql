@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS log_lines (
     partial     BOOLEAN NOT NULL,    -- a Docker/CRI piece of a line over 16 KiB, joined when parsed
     record      VARCHAR NOT NULL,    -- line | run_start | run_end (run_* only from the migrate-lens/v1 format)
     attrs       VARCHAR,             -- JSON: command, args, exit_code, signal of run_start / run_end records
-    load_id     VARCHAR NOT NULL
+    load_id     VARCHAR NOT NULL,
+    whole       BOOLEAN NOT NULL DEFAULT false  -- one record is one whole message (slog): nothing continues it
 );
 
 CREATE TABLE IF NOT EXISTS migrate_events (
@@ -115,3 +116,8 @@ CREATE OR REPLACE MACRO go_duration_ms(s) AS
     ));
 
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS version_seen BIGINT;  -- the version the run's own lines end at
+
+-- Crash safety: a source is listed here while it loads; rows of a load that never finished are removed
+-- by the next ingest. Streams wait here until their events and runs are rebuilt.
+CREATE TABLE IF NOT EXISTS pending_sources (source_uri VARCHAR NOT NULL, load_id VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS pending_streams (stream_key VARCHAR NOT NULL);

@@ -6,7 +6,7 @@ WITH e AS (
 ), r AS (
     SELECT *,
         CASE
-            WHEN jtype IS NOT NULL AND trim(raw) = '' THEN 'empty_line'
+            WHEN jtype IS NOT NULL AND regexp_full_match(raw, '\s*') THEN 'empty_line'
             WHEN jtype = 'INVALID' THEN 'malformed_json'
             WHEN jtype = 'ARRAY' THEN 'json_array'
             WHEN jtype IS NOT NULL AND jtype <> 'OBJECT' THEN 'not_an_object'
@@ -27,8 +27,10 @@ SELECT
     coalesce(nullif(env, ''), $path_env, $default_env) AS env,
     coalesce(nullif(service, ''), $path_service, $default_service) AS service,
     coalesce(nullif(database, ''), $path_database, $default_database) AS database,
-    CASE WHEN reason IS NULL THEN redact(message) END AS message,
+    -- migrate's Printf formats end in a newline; shippers keep it (and a TTY's \r) or not.
+    CASE WHEN reason IS NULL THEN redact(rtrim(message, chr(13) || chr(10))) END AS message,
     partial,
     record,
-    redact(attrs) AS attrs
+    redact(attrs) AS attrs,
+    whole
 FROM r;

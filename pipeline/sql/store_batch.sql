@@ -19,11 +19,13 @@ FROM o;
 
 INSERT INTO log_lines
 SELECT line_id, $source_uri, line_no, ts, ts_origin, stream_key, env, service, database, message,
-       partial, record, attrs, $load_id
+       partial, record, attrs, $load_id, whole
 FROM keyed k
 WHERE NOT EXISTS (SELECT 1 FROM log_lines l WHERE l.line_id = k.line_id);
 
-INSERT INTO touched_streams SELECT DISTINCT stream_key FROM keyed
-WHERE stream_key NOT IN (SELECT stream_key FROM touched_streams);
+INSERT INTO pending_streams SELECT DISTINCT stream_key FROM keyed
+WHERE stream_key NOT IN (SELECT stream_key FROM pending_streams);
 
 INSERT INTO source_seen SELECT content_hash, count(*) FROM keyed GROUP BY ALL;
+
+INSERT INTO source_ids SELECT line_id FROM keyed;
