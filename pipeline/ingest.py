@@ -275,22 +275,31 @@ def _recover(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("COMMIT")
 
 
+# Streams are rebuilt in parts of about this many lines, so the window queries stay within memory.
+REBUILD_LINES = 1_000_000
+
+
 def _rebuild(con: duckdb.DuckDBPyConnection, config: Config) -> tuple[int, int]:
-    """Rebuild events and runs of the streams in `pending_streams`, in one transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute("CREATE OR REPLACE TEMP TABLE touched_streams AS SELECT DISTINCT stream_key FROM pending_streams")
-        event_count = events.rebuild_events(con, config=config)
-        run_count = runs.rebuild_runs(con, config=config)
-        con.execute("DELETE FROM pending_streams")
-        con.execute("COMMIT")
-    except duckdb.Error as e:
-        _rollback_quietly(con)
-        raise WarehouseError(f"rebuilding events and runs failed: {str(e).splitlines()[0]} "
-                             "(the lines are stored; re-run ingest to retry, --debug for details)") from e
-    except BaseException:
-        _rollback_quietly(con)
-        raise
+    """Rebuild events and runs of the streams in `pending_streams`, one transaction per part."""
+    total = scalar(con, "SELECT count(*) FROM log_lines WHERE stream_key IN (SELECT stream_key FROM pending_streams)")
+    parts = max(1, -(-total // REBUILD_LINES))
+    event_count = run_count = 0
+    for part in range(parts):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            execute(con, "CREATE OR REPLACE TEMP TABLE touched_streams AS SELECT DISTINCT stream_key "
+                         "FROM pending_streams WHERE hash(stream_key) % $parts = $part", {"parts": parts, "part": part})
+            event_count += events.rebuild_events(con, config=config)
+            run_count += runs.rebuild_runs(con, config=config)
+            con.execute("DELETE FROM pending_streams WHERE stream_key IN (SELECT stream_key FROM touched_streams)")
+            con.execute("COMMIT")
+        except duckdb.Error as e:
+            _rollback_quietly(con)
+            raise WarehouseError(f"rebuilding events and runs failed: {str(e).splitlines()[0]} "
+                                 "(the lines are stored; re-run ingest to retry, --debug for details)") from e
+        except BaseException:
+            _rollback_quietly(con)
+            raise
     return event_count, run_count
 
 

@@ -5,29 +5,32 @@ DELETE FROM migrate_events WHERE stream_key IN (SELECT stream_key FROM touched_s
 INSERT INTO migrate_events
 WITH physical AS (
     SELECT line_id, ts, ts_origin, stream_key, env, service, database, message, partial, whole,
-           row_number() OVER (PARTITION BY stream_key ORDER BY ts, source_uri, line_no) AS pseq
+           row_number() OVER w AS pseq,
+           coalesce(lag(partial) OVER w, false) AS continues,
+           lag(ts) OVER w AS prev_ts
     FROM log_lines
     WHERE record = 'line' AND stream_key IN (SELECT stream_key FROM touched_streams)
-), flagged AS (
-    SELECT *, coalesce(lag(partial) OVER (PARTITION BY stream_key ORDER BY pseq), false) AS continues
-    FROM physical
-), pieced AS (
-    -- Docker and CRI cut lines over 16 KiB into pieces; a piece continues into the next record.
-    SELECT *, sum(CASE WHEN continues THEN 0 ELSE 1 END)
+    WINDOW w AS (PARTITION BY stream_key ORDER BY ts, source_uri, line_no)
+), pieces AS (
+    -- Docker and CRI cut lines over 16 KiB into pieces; a piece continues into the next record. Only those
+    -- few records are grouped; every other record is a logical line of its own.
+    SELECT *, max(CASE WHEN NOT continues THEN pseq END)
                   OVER (PARTITION BY stream_key ORDER BY pseq ROWS UNBOUNDED PRECEDING) AS lseq
-    FROM flagged
+    FROM physical WHERE partial OR continues
 ), logical AS (
-    SELECT stream_key, lseq,
-           min(ts) AS ts, arg_min(ts_origin, pseq) AS ts_origin,
-           arg_min(env, pseq) AS env, arg_min(service, pseq) AS service, arg_min(database, pseq) AS database,
-           arg_min(line_id, pseq) AS first_line_id, count(*) AS nphys, bool_or(whole) AS whole,
-           string_agg(message, '' ORDER BY pseq) AS text
-    FROM pieced GROUP BY stream_key, lseq
+    SELECT stream_key, pseq AS lseq, ts, prev_ts, ts_origin, env, service, database,
+           line_id AS first_line_id, 1 AS nphys, whole, message AS text
+    FROM physical WHERE NOT partial AND NOT continues
+    UNION ALL
+    SELECT stream_key, lseq, min(ts), first(prev_ts ORDER BY pseq), arg_min(ts_origin, pseq), arg_min(env, pseq),
+           arg_min(service, pseq), arg_min(database, pseq), arg_min(line_id, pseq), count(*), bool_or(whole),
+           string_agg(message, '' ORDER BY pseq)
+    FROM pieces GROUP BY stream_key, lseq
 ), stripped AS (
     SELECT *,
         regexp_matches(text, '^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ') AS verbose_mode,
         regexp_replace(text, '^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ', '') AS msg,
-        epoch_ms(ts) - epoch_ms(lag(ts) OVER (PARTITION BY stream_key ORDER BY lseq)) AS gap_ms
+        epoch_ms(ts) - epoch_ms(prev_ts) AS gap_ms
     FROM logical
 ), classified AS (
     SELECT *,
@@ -50,23 +53,26 @@ WITH physical AS (
             WHEN regexp_full_match(msg, 'v?\d+\.\d+\.\d+(-\S+)?') THEN 'cli_version'
             WHEN starts_with(msg, 'Usage: migrate ') THEN 'usage'
             WHEN regexp_full_match(msg, '\S*\d+_\S+\.(up|down)\.[A-Za-z0-9]+') THEN 'created'
-        END AS line_kind
+        END AS line_kind,
+        -- Nothing follows a fatal error in its process, so the lines after an `error:` head belong to it
+        -- (the SQL body of a failed migration, a `2 errors occurred:` list) until a line carries a verbose
+        -- prefix, arrives after a pause, or is a whole record (slog): that starts the next segment.
+        verbose_mode OR whole OR gap_ms IS NULL OR gap_ms > $cont_ms AS breaker
     FROM stripped
 ), segmented AS (
-    -- Nothing follows a fatal error in its process, so the lines after an `error:` head belong to it
-    -- (the SQL body of a failed migration, a `2 errors occurred:` list) until a line carries a verbose
-    -- prefix or arrives after a pause: that is the next process in the same stream.
-    SELECT *, sum(CASE WHEN verbose_mode OR whole OR gap_ms IS NULL OR gap_ms > $cont_ms THEN 1 ELSE 0 END)
+    SELECT *, last_value(CASE WHEN breaker THEN lseq END IGNORE NULLS)
                   OVER (PARTITION BY stream_key ORDER BY lseq ROWS UNBOUNDED PRECEDING) AS seg
     FROM classified
+), heads AS (
+    SELECT stream_key, seg, min(lseq) AS err_start
+    FROM segmented WHERE line_kind = 'error' GROUP BY stream_key, seg
 ), blocked AS (
-    SELECT *, min(CASE WHEN line_kind = 'error' THEN lseq END) OVER (PARTITION BY stream_key, seg) AS err_start
-    FROM segmented
+    SELECT s.*, h.err_start FROM segmented s LEFT JOIN heads h USING (stream_key, seg)
 ), error_blocks AS (
     SELECT stream_key, err_start AS lseq,
            string_agg(msg, chr(10) ORDER BY lseq) AS block_text, sum(nphys) AS block_lines
     FROM blocked WHERE err_start IS NOT NULL AND lseq >= err_start
-    GROUP BY stream_key, seg, err_start
+    GROUP BY stream_key, err_start
 ), lines AS (
     SELECT b.*, coalesce(e.block_lines, b.nphys) AS line_count,
         CASE WHEN e.block_text IS NOT NULL THEN regexp_replace(e.block_text, '^error: ', '') END AS t0
@@ -105,11 +111,20 @@ WITH physical AS (
     FROM unglued
 ), fields AS (
     SELECT *,
-        regexp_extract(msg, '^Finished (-?\d+)/([ud]) (.*) \(read (\S+), ran (\S+)\)$', ['v', 'd', 'name', 'read', 'ran']) AS fin,
-        regexp_extract(msg, '^(\d+)/([ud]) (.*) \((\S+)\)$', ['v', 'd', 'name', 'dur']) AS app,
-        regexp_extract(msg, '^(?:Start buffering|Scheduled|Read and execute) (\d+)/([ud]) (.*)$', ['v', 'd', 'name']) AS que,
-        regexp_extract(t, '(?s)migration failed(?:: (.*?))?(?: \(column (\d+)\))? in line (\d+): (.*?)\n? \(details: (.*)\)\s*$',
-                       ['message', 'col', 'line', 'sql', 'details']) AS mf
+        -- Each shape's fields are extracted only for the lines of that shape (CASE evaluates lazily).
+        CASE WHEN kind = 'applied' AND starts_with(msg, 'Finished ') THEN
+            regexp_extract(msg, '^Finished (-?\d+)/([ud]) (.*) \(read (\S+), ran (\S+)\)$', ['v', 'd', 'name', 'read', 'ran'])
+        ELSE {'v': '', 'd': '', 'name': '', 'read': '', 'ran': ''} END AS fin,
+        CASE WHEN kind = 'applied' AND NOT starts_with(msg, 'Finished ') THEN
+            regexp_extract(msg, '^(\d+)/([ud]) (.*) \((\S+)\)$', ['v', 'd', 'name', 'dur'])
+        ELSE {'v': '', 'd': '', 'name': '', 'dur': ''} END AS app,
+        CASE WHEN kind IN ('buffering', 'executing') THEN
+            regexp_extract(msg, '^(?:Start buffering|Scheduled|Read and execute) (\d+)/([ud]) (.*)$', ['v', 'd', 'name'])
+        ELSE {'v': '', 'd': '', 'name': ''} END AS que,
+        CASE WHEN kind = 'migration_failed' THEN
+            regexp_extract(t, '(?s)migration failed(?:: (.*?))?(?: \(column (\d+)\))? in line (\d+): (.*?)\n? \(details: (.*)\)\s*$',
+                           ['message', 'col', 'line', 'sql', 'details'])
+        ELSE {'message': '', 'col': '', 'line': '', 'sql': '', 'details': ''} END AS mf
     FROM kinded
 ), parsed AS (
     SELECT
@@ -182,49 +197,45 @@ WITH physical AS (
         CASE WHEN kind = 'migration_failed' THEN nullif(mf.details, '') END AS error_detail,
         verbose_mode, first_line_id, line_count, gap_ms
     FROM fields
-), deduped AS (
-    -- In -verbose mode that non-fatal error and the fatal one are two timestamped lines: keep the first.
-    SELECT * FROM (
-        SELECT *, lag(error_text) OVER (PARTITION BY stream_key ORDER BY seq) AS prev_error,
-                  lag(kind) OVER (PARTITION BY stream_key ORDER BY seq) AS prev_kind
-        FROM parsed
-    )
-    WHERE NOT (error_text IS NOT NULL AND prev_error IS NOT NULL AND coalesce(gap_ms, 0) <= 2000
-               AND (error_text = prev_error OR (error_text = 'file does not exist' AND prev_kind = 'missing_file')))
-), bounded AS (
+), marked AS (
+    SELECT *, lag(error_text) OVER w AS prev_error, lag(kind) OVER w AS prev_kind, lag(ts) OVER w AS prev_event_ts
+    FROM parsed WINDOW w AS (PARTITION BY stream_key ORDER BY seq)
+), kept AS (
     SELECT *,
         CASE
+            WHEN prev_kind IS NULL THEN true
             WHEN starts_with(stream_key, 'run:') THEN false  -- a wrapper's run_id is one process already
-            WHEN prev_kind2 IS NULL THEN true
-            WHEN epoch_ms(ts) - epoch_ms(prev_ts) > $run_gap_ms THEN true
-            WHEN prev_kind2 IN ('dirty', 'migration_failed', 'lock_timeout', 'missing_file', 'connection_failed',
-                                'prompt_refused', 'limit_short', 'error', 'no_change', 'version',
-                                'finished_total', 'closing', 'usage', 'cli_version')
+            WHEN epoch_ms(ts) - epoch_ms(prev_event_ts) > $run_gap_ms THEN true
+            WHEN prev_kind IN ('dirty', 'migration_failed', 'lock_timeout', 'missing_file', 'connection_failed',
+                               'prompt_refused', 'limit_short', 'error', 'no_change', 'version',
+                               'finished_total', 'closing', 'usage', 'cli_version')
                  AND kind NOT IN ('finished_total', 'closing') THEN true
             ELSE false
         END AS starts_run
-    FROM (
-        SELECT *, lag(kind) OVER (PARTITION BY stream_key ORDER BY seq) AS prev_kind2,
-                  lag(ts) OVER (PARTITION BY stream_key ORDER BY seq) AS prev_ts
-        FROM deduped
-    )
-), numbered AS (
-    SELECT *, sum(CASE WHEN starts_run THEN 1 ELSE 0 END)
-                  OVER (PARTITION BY stream_key ORDER BY seq ROWS UNBOUNDED PRECEDING) AS run_no
-    FROM bounded
+    FROM marked
+    -- In -verbose mode the non-fatal error and the fatal one are two timestamped lines: keep the first.
+    WHERE NOT (error_text IS NOT NULL AND prev_error IS NOT NULL AND coalesce(gap_ms, 0) <= 2000
+               AND (error_text = prev_error OR (error_text = 'file does not exist' AND prev_kind = 'missing_file')))
 ), runs_assigned AS (
-    SELECT *,
-        CASE WHEN starts_with(stream_key, 'run:') THEN substr(stream_key, 5)
-             ELSE 'r' || left(md5(stream_key || chr(31) || first_value(event_id) OVER (PARTITION BY stream_key, run_no ORDER BY seq)), 15)
-        END AS run_id,
+    SELECT * EXCLUDE (exec_seq, exec_version0, exec_direction0, exec_name0),
         -- A failed migration names no version without -verbose; with it, the last `Read and execute` does.
-        last_value(CASE WHEN kind = 'executing' THEN version END IGNORE NULLS)
-            OVER (PARTITION BY stream_key, run_no ORDER BY seq ROWS UNBOUNDED PRECEDING) AS exec_version,
-        last_value(CASE WHEN kind = 'executing' THEN direction END IGNORE NULLS)
-            OVER (PARTITION BY stream_key, run_no ORDER BY seq ROWS UNBOUNDED PRECEDING) AS exec_direction,
-        last_value(CASE WHEN kind = 'executing' THEN name END IGNORE NULLS)
-            OVER (PARTITION BY stream_key, run_no ORDER BY seq ROWS UNBOUNDED PRECEDING) AS exec_name
-    FROM numbered
+        CASE WHEN exec_seq >= run_start_seq THEN exec_version0 END AS exec_version,
+        CASE WHEN exec_seq >= run_start_seq THEN exec_direction0 END AS exec_direction,
+        CASE WHEN exec_seq >= run_start_seq THEN exec_name0 END AS exec_name
+    FROM (
+        SELECT *,
+            CASE WHEN starts_with(stream_key, 'run:') THEN substr(stream_key, 5)
+                 ELSE 'r' || left(md5(stream_key || chr(31)
+                                      || last_value(CASE WHEN starts_run THEN event_id END IGNORE NULLS) OVER w), 15)
+            END AS run_id,
+            last_value(CASE WHEN starts_run THEN seq END IGNORE NULLS) OVER w AS run_start_seq,
+            last_value(CASE WHEN kind = 'executing' THEN seq END IGNORE NULLS) OVER w AS exec_seq,
+            last_value(CASE WHEN kind = 'executing' THEN version END IGNORE NULLS) OVER w AS exec_version0,
+            last_value(CASE WHEN kind = 'executing' THEN direction END IGNORE NULLS) OVER w AS exec_direction0,
+            last_value(CASE WHEN kind = 'executing' THEN name END IGNORE NULLS) OVER w AS exec_name0
+        FROM kept
+        WINDOW w AS (PARTITION BY stream_key ORDER BY seq ROWS UNBOUNDED PRECEDING)
+    )
 ), applied AS (
     -- APPLIED durations are near-cumulative (read counts from when the script was queued, up to
     -- -prefetch 10 ahead), so without -verbose a script's own time is the step between consecutive

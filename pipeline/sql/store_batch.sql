@@ -9,13 +9,20 @@ WITH h AS (
     SELECT *, md5(concat_ws(chr(31), stream_key, coalesce(strftime(ts, '%Y-%m-%dT%H:%M:%S.%f'), ''),
                             record, message)) AS content_hash
     FROM staged WHERE reason IS NULL
-), o AS (
+), repeated AS (
+    -- Almost every line is unique; only repeated ones (in this batch or earlier batches of the source)
+    -- need an occurrence number.
+    SELECT content_hash FROM h GROUP BY content_hash HAVING count(*) > 1
+    UNION SELECT content_hash FROM source_seen
+), numbered AS (
     SELECT h.*, row_number() OVER (PARTITION BY h.content_hash ORDER BY h.line_no) - 1
-                + coalesce(seen.n, 0) AS occurrence
-    FROM h LEFT JOIN (SELECT content_hash, sum(n) AS n FROM source_seen GROUP BY ALL) seen USING (content_hash)
+                + coalesce((SELECT sum(n) FROM source_seen s WHERE s.content_hash = h.content_hash), 0) AS occurrence
+    FROM h WHERE content_hash IN (SELECT content_hash FROM repeated)
 )
+SELECT *, 0 AS occurrence, content_hash AS line_id FROM h WHERE content_hash NOT IN (SELECT content_hash FROM repeated)
+UNION ALL
 SELECT *, CASE WHEN occurrence = 0 THEN content_hash ELSE md5(content_hash || ':' || occurrence) END AS line_id
-FROM o;
+FROM numbered;
 
 INSERT INTO log_lines
 SELECT line_id, $source_uri, line_no, ts, ts_origin, stream_key, env, service, database, message,
