@@ -34,7 +34,7 @@ class Context:
     def connect(self, *, read_only: bool = False):
         from .warehouse import connect
 
-        return connect(self.db, read_only=read_only)
+        return connect(self.db, read_only=read_only, settings=self.config.warehouse)
 
 
 def _parse_as_of(value: str | None) -> datetime:

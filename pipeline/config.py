@@ -32,7 +32,7 @@ class IngestConfig(_Section):
         "Used only where the envelope has no timestamp of its own.",
     )
     batch_lines: int = Field(
-        500_000, ge=1_000, description="Lines loaded per batch; bounds memory whatever the file size."
+        200_000, ge=1_000, description="Lines loaded per batch; bounds memory whatever the file size."
     )
     error_continuation_seconds: float = Field(
         5.0,
@@ -48,7 +48,17 @@ class IngestConfig(_Section):
     )
 
 
+class WarehouseConfig(_Section):
+    memory_limit: str = Field(
+        "512MB",
+        description="DuckDB's memory limit for migrate-lens's own work; larger sorts and windows spill to "
+        "disk next to the warehouse, so a big ingest stays within it.",
+    )
+    threads: int | None = Field(None, ge=1, description="DuckDB worker threads; default: one per core.")
+
+
 class Config(_Section):
+    warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig, description="The DuckDB file.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="How sources are read.")
 
 

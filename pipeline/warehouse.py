@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 
 from . import redact
+from .config import WarehouseConfig
 from .errors import WarehouseError
 
 
@@ -24,9 +25,12 @@ def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(redact.macro_sql())
 
 
-def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: Path | str, *, read_only: bool = False, settings: WarehouseConfig | None = None
+) -> duckdb.DuckDBPyConnection:
     """Open (and for writers, create and migrate) the warehouse at `path`."""
     path = str(path)
+    settings = settings or WarehouseConfig()
     try:
         con = duckdb.connect(path, read_only=read_only)
     except duckdb.IOException as e:
@@ -41,6 +45,14 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
         raise WarehouseError(
             f"{path}: not a DuckDB warehouse or unreadable: {str(e).splitlines()[0]} (check --db)"
         ) from e
+    try:
+        con.execute("SET memory_limit = ?", [settings.memory_limit])
+        if settings.threads:
+            con.execute("SET threads = ?", [settings.threads])
+    except duckdb.Error as e:
+        con.close()
+        raise WarehouseError(f"warehouse.memory_limit/threads: {str(e).splitlines()[0]} (fix the config file)") from e
+    con.execute("SET TimeZone = 'UTC'")
     if not read_only:
         apply_schema(con)
     return con
