@@ -119,6 +119,21 @@ def ingest(obj: Context, sources: tuple[str, ...], envelope: str | None) -> None
 
 
 @main.command()
+@click.pass_obj
+@_stage
+def analyze(obj: Context) -> None:
+    """Rebuild per-script baselines, findings and rollback readiness as of --as-of."""
+    from .analyze import analyze as run_analyze
+
+    con = obj.connect()
+    try:
+        result = run_analyze(con, config=obj.config, as_of=obj.as_of)
+    finally:
+        con.close()
+    click.echo(result.summary())
+
+
+@main.command()
 @click.argument("sources", nargs=-1, required=True)
 @_format_option
 @click.pass_obj

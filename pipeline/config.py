@@ -57,7 +57,54 @@ class WarehouseConfig(_Section):
     threads: int | None = Field(None, ge=1, description="DuckDB worker threads; default: one per core.")
 
 
+class AnalyzeConfig(_Section):
+    env_order: list[str] = Field(
+        ["dev", "staging", "prod"],
+        description="Environments in promotion order; a version should pass each before the next.",
+    )
+    prod_envs: list[str] = Field(["prod", "production"], description="Environments that count as production.")
+    pooled_envs: dict[str, str] = Field(
+        {"preview-*": "preview", "pr-*": "preview", "ci-*": "ci"},
+        description="Glob of ephemeral environments -> one pooled name: their databases apply every script from "
+        "scratch, so their timings are comparable and share one baseline.",
+    )
+    min_samples: int = Field(
+        5, ge=2, description="Earlier applications a script needs before an outlier is claimed (below: learning)."
+    )
+    baseline_window: int = Field(
+        50, ge=5, description="How many of a script's most recent earlier applications form its baseline."
+    )
+    outlier_z: float = Field(6.0, gt=0, description="Robust z-score (vs median and MAD) that makes a duration an outlier.")
+    outlier_ratio: float = Field(3.0, gt=1, description="...and it must also be at least this many times the median.")
+    outlier_min_excess_ms: float = Field(
+        1000.0, ge=0, description="...and at least this much slower than the median (ms), so tiny scripts stay quiet."
+    )
+    critical_ratio: float = Field(10.0, gt=1, description="A production outlier this many times the median is critical.")
+    mad_floor_ratio: float = Field(
+        0.05, ge=0, description="MAD = 0 fallback: the spread is at least this fraction of the median."
+    )
+    mad_floor_ms: float = Field(5.0, ge=0, description="MAD = 0 fallback: the spread is at least this many ms.")
+    shift_min: int = Field(
+        3, ge=2, description="Consecutive outliers of one script (across databases or runs) reported once, as a level shift."
+    )
+    spike_window_days: float = Field(7.0, gt=0, description="Failure spike: the recent window before the clock (days).")
+    spike_trailing_days: float = Field(28.0, gt=0, description="Failure spike: the trailing window before it (days).")
+    spike_min_failures: int = Field(3, ge=1, description="Failure spike: failures the recent window must hold.")
+    spike_ratio: float = Field(3.0, gt=1, description="Failure spike: recent failure rate / trailing rate.")
+    spike_rate_floor: float = Field(
+        0.05, gt=0, description="Failure spike: the trailing rate is taken as at least this (a clean history is not 0)."
+    )
+    dirty_critical_minutes: float = Field(
+        30.0, ge=0, description="A production database dirty for this long is critical."
+    )
+    non_idempotent_lookback_days: float = Field(
+        14.0, gt=0, description="A failure with 'already exists' / 'does not exist' within this many days after a failure, "
+        "interruption or force on the same database is a non-idempotent re-run.",
+    )
+
+
 class Config(_Section):
+    analyze: AnalyzeConfig = Field(default_factory=AnalyzeConfig, description="Baselines and findings.")
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig, description="The DuckDB file.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="How sources are read.")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .analyze import AnalyzeResult, analyze
 from .ingest import IngestResult, ingest
 
 if TYPE_CHECKING:
@@ -17,20 +18,22 @@ class JobResult:
 
     ingest: IngestResult
     outcomes: tuple[tuple[str, int], ...]  # runs by outcome, over the whole warehouse
+    analysis: AnalyzeResult
 
     def summary(self) -> str:
         by_outcome = ", ".join(f"{n:,} {outcome}" for outcome, n in self.outcomes) or "no runs"
-        return f"{self.ingest.summary()}\nruns by outcome: {by_outcome}"
+        return f"{self.ingest.summary()}\nruns by outcome: {by_outcome}\n{self.analysis.summary()}"
 
 
 def weekly_job(ctx: Context, sources: list[str], *, envelope: str | None = None) -> JobResult:
-    """Ingest `sources`, then report the runs by outcome (analysis, report and alerts follow in later stages)."""
+    """Ingest `sources`, then analyze as of the clock (report and alerts follow in later stages)."""
     con = ctx.connect()
     try:
         result = ingest(con, sources, config=ctx.config, envelope=envelope, progress=ctx.progress)
         outcomes = con.execute(
             "SELECT outcome, count(*) FROM runs GROUP BY outcome ORDER BY count(*) DESC, outcome"
         ).fetchall()
+        analysis = analyze(con, config=ctx.config, as_of=ctx.as_of)
     finally:
         con.close()
-    return JobResult(result, tuple((o, n) for o, n in outcomes))
+    return JobResult(result, tuple((o, n) for o, n in outcomes), analysis)

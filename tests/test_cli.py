@@ -22,11 +22,13 @@ def test_ingest_prints_one_summary_line_and_reingest_skips(tmp_path):
     assert "ingested 0 sources; skipped 1 unchanged" in again.stdout
 
 
-def test_run_prints_runs_by_outcome(tmp_path):
-    result = _invoke(tmp_path, "run", str(CAPTURES / "0012_up.txt"), str(CAPTURES / "0035_up_dirty.txt"),
-                     str(CAPTURES / "0013_up_again_nochange.txt"))
+def test_run_ingests_then_analyzes_at_the_clock(tmp_path):
+    result = _invoke(tmp_path, "--as-of", "2026-11-22T00:00:00Z", "run", str(CAPTURES / "0012_up.txt"),
+                     str(CAPTURES / "0035_up_dirty.txt"), str(CAPTURES / "0013_up_again_nochange.txt"))
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[-1] == "runs by outcome: 1 dirty, 1 no_change, 1 success"
+    lines = result.stdout.splitlines()
+    assert lines[1] == "runs by outcome: 1 dirty, 1 no_change, 1 success"
+    assert lines[2].startswith("analyzed as of 2026-11-22 00:00Z: 6 script baselines (6 still learning); ")
 
 
 def test_missing_path_is_one_error_line_exit_1(tmp_path):

@@ -128,3 +128,59 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS version_seen BIGINT;  -- the version t
 -- by the next ingest. Streams wait here until their events and runs are rebuilt.
 CREATE TABLE IF NOT EXISTS pending_sources (source_uri VARCHAR NOT NULL, load_id VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS pending_streams (stream_key VARCHAR NOT NULL);
+
+-- Rebuilt by `analyze` for its clock (--as-of); nothing after the clock is used.
+CREATE TABLE IF NOT EXISTS script_baselines (
+    env          VARCHAR NOT NULL,   -- or the pooled name of ephemeral envs (preview, ci)
+    service      VARCHAR NOT NULL,
+    version      BIGINT NOT NULL,
+    direction    VARCHAR NOT NULL,
+    name         VARCHAR,
+    n            INTEGER NOT NULL,   -- applications with a known own duration
+    median_ms    DOUBLE,
+    p95_ms       DOUBLE,
+    mad_ms       DOUBLE,             -- median absolute deviation
+    last_ms      DOUBLE,
+    last_at      TIMESTAMP,
+    first_at     TIMESTAMP,
+    databases    INTEGER NOT NULL,   -- distinct databases pooled into this baseline
+    state        VARCHAR NOT NULL,   -- learning (fewer than analyze.min_samples) | ready
+    as_of        TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS findings (
+    finding_id   VARCHAR NOT NULL,   -- stable across re-analysis of the same evidence
+    kind         VARCHAR NOT NULL,
+    severity     VARCHAR NOT NULL,   -- info | warning | critical
+    env          VARCHAR NOT NULL,
+    service      VARCHAR NOT NULL,
+    database     VARCHAR,
+    version      BIGINT,
+    run_id       VARCHAR,
+    ts           TIMESTAMP,          -- when it happened (or began)
+    observed     DOUBLE,
+    expected     DOUBLE,
+    score        DOUBLE,
+    unit         VARCHAR,            -- of observed / expected: ms, minutes, rate, count
+    explanation  VARCHAR NOT NULL,   -- one line a person can check
+    status       VARCHAR NOT NULL,   -- open | resolved, as of the clock
+    resolved_at  TIMESTAMP,
+    runbook      VARCHAR,            -- the next step the rollback practice recommends
+    as_of        TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS rollback_readiness (
+    service          VARCHAR NOT NULL,
+    version          BIGINT NOT NULL,
+    name             VARCHAR,
+    down_file        VARCHAR NOT NULL,  -- present | missing (`<empty>` seen) | unknown (never run down)
+    envs_applied     VARCHAR[],         -- where the up ran
+    in_prod          BOOLEAN NOT NULL,
+    first_prod_at    TIMESTAMP,
+    down_tried_envs  VARCHAR[],         -- non-prod envs where the down ran
+    last_down_at     TIMESTAMP,
+    last_down_ok     BOOLEAN,           -- the last non-prod down attempt applied (false: it failed)
+    reapplied_after_down BOOLEAN NOT NULL,  -- the up ran again after that down, in the same env
+    ready            BOOLEAN NOT NULL,  -- down present, tried and passing outside prod, and re-applied
+    as_of            TIMESTAMP NOT NULL
+);

@@ -1,0 +1,91 @@
+"""Stage 4, analyze: baselines, findings and rollback readiness, rebuilt for one clock.
+
+Only what happened at or before `as_of` is used, so last month's analysis can be reproduced exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from . import baselines, findings
+from .config import Config
+from .errors import WarehouseError
+
+_RUNS = """
+SELECT run_id, stream_key, env, service, database, started_at, ended_at, command, command_known, applied,
+       from_version, to_version, outcome, error_class, error_text, exit_code, left_dirty, dirty_version
+FROM runs WHERE started_at <= $as_of
+"""
+_EVENTS = """
+SELECT event_id, ts, run_id, env, service, database, seq, kind, version, direction, name, own_ms, error_class
+FROM migrate_events WHERE ts <= $as_of AND (kind IN ('applied', 'migration_failed') OR direction IS NOT NULL)
+"""
+
+
+@dataclass(frozen=True)
+class AnalyzeResult:
+    """What one analysis produced."""
+
+    as_of: datetime
+    baselines: int
+    learning: int
+    findings: int
+    open_by_severity: tuple[tuple[str, int], ...]
+
+    def summary(self) -> str:
+        open_counts = ", ".join(f"{n} {sev}" for sev, n in self.open_by_severity) or "none"
+        return (f"analyzed as of {self.as_of:%Y-%m-%d %H:%M}Z: {self.baselines:,} script baselines "
+                f"({self.learning:,} still learning); {self.findings:,} findings, open: {open_counts}")
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str, as_of: datetime) -> pl.DataFrame:
+    return con.sql(sql, params={"as_of": as_of}).pl()
+
+
+def _replace(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    con.execute(f"DELETE FROM {table}")
+    if frame.height:
+        arrow = frame.to_arrow()
+        con.register("analysis_frame", arrow)
+        try:
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM analysis_frame")
+        finally:
+            con.unregister("analysis_frame")
+
+
+def analyze(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: datetime) -> AnalyzeResult:
+    """Rebuild script_baselines, findings and rollback_readiness from runs and events up to `as_of`."""
+    cfg = config.analyze
+    try:
+        runs = _frame(con, _RUNS, as_of)
+        events = _frame(con, _EVENTS, as_of)
+    except duckdb.Error as e:
+        raise WarehouseError(f"reading runs and events failed: {str(e).splitlines()[0]} (run ingest first)") from e
+    applied = baselines.with_scope(events.filter(pl.col("kind") == "applied"), cfg)
+    table = baselines.script_baselines(applied, cfg, as_of)
+    scored = baselines.score_applications(applied, cfg)
+    found, readiness = findings.detect(findings.Frames(runs, events, scored, as_of, cfg))
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _replace(con, "script_baselines", table)
+        _replace(con, "findings", found)
+        _replace(con, "rollback_readiness", readiness)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    open_by = (found.filter(pl.col("status") == "open").group_by("severity").len()
+               .sort("severity").iter_rows())
+    order = {"critical": 0, "warning": 1, "info": 2}
+    return AnalyzeResult(
+        as_of=as_of,
+        baselines=table.height,
+        learning=table.filter(pl.col("state") == "learning").height,
+        findings=found.height,
+        open_by_severity=tuple(sorted(((s, n) for s, n in open_by), key=lambda x: order.get(x[0], 9))),
+    )
+
