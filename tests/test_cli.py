@@ -23,12 +23,12 @@ def test_ingest_prints_one_summary_line_and_reingest_skips(tmp_path):
 
 
 def test_run_ingests_then_analyzes_at_the_clock(tmp_path):
-    result = _invoke(tmp_path, "--as-of", "2026-11-22T00:00:00Z", "run", str(CAPTURES / "0012_up.txt"),
+    result = _invoke(tmp_path, "--as-of", "2100-01-01T00:00:00Z", "run", str(CAPTURES / "0012_up.txt"),
                      str(CAPTURES / "0035_up_dirty.txt"), str(CAPTURES / "0013_up_again_nochange.txt"))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[1] == "runs by outcome: 1 dirty, 1 no_change, 1 success"
-    assert lines[2].startswith("analyzed as of 2026-11-22 00:00Z: 6 script baselines (6 still learning); ")
+    assert lines[2].startswith("analyzed as of 2100-01-01 00:00Z: 6 script baselines (6 still learning); ")
 
 
 def test_missing_path_is_one_error_line_exit_1(tmp_path):
