@@ -30,6 +30,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) tests/bench_ingest.py
+	$(PY) tests/bench_analyze.py
 
 sample-logs: $(STAMP)
 	$(PY) sample_logs/generate.py

@@ -134,6 +134,23 @@ def analyze(obj: Context) -> None:
 
 
 @main.command()
+@click.option("--week", default=None, metavar="YYYY-Www",
+              help="The ISO week to review (default: the last complete week before --as-of).")
+@click.pass_obj
+@_stage
+def report(obj: Context, week: str | None) -> None:
+    """Write the weekly HTML review and the index under --out/reports/."""
+    from .report import report as run_report
+
+    con = obj.connect()
+    try:
+        result = run_report(con, config=obj.config, as_of=obj.as_of, out=obj.out, week=week)
+    finally:
+        con.close()
+    click.echo(result.summary())
+
+
+@main.command()
 @click.argument("sources", nargs=-1, required=True)
 @_format_option
 @click.pass_obj

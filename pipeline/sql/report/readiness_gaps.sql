@@ -1,0 +1,6 @@
+-- Versions in production whose rollback is not ready (no down, never tried, failing, or not re-applied).
+SELECT service, version, name, down_file, down_tried_envs, last_down_at, last_down_ok, reapplied_after_down,
+       first_prod_at
+FROM rollback_readiness WHERE in_prod AND NOT ready
+ORDER BY first_prod_at DESC NULLS LAST, service, version
+LIMIT $limit
