@@ -24,6 +24,7 @@ demo: $(STAMP)
 	mkdir -p $(OUT)
 	$(VENV)/bin/migrate-lens --db $(OUT)/demo.duckdb --out $(OUT) --as-of $(AS_OF) run sample_logs
 	@echo "warehouse: $(OUT)/demo.duckdb"
+	@echo "report:    $(OUT)/reports/2026-W46.html"
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q

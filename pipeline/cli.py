@@ -153,11 +153,12 @@ def report(obj: Context, week: str | None) -> None:
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
 @_format_option
+@click.option("--week", default=None, metavar="YYYY-Www", help="The ISO week to review (default: the last complete one).")
 @click.pass_obj
 @_stage
-def run(obj: Context, sources: tuple[str, ...], envelope: str | None) -> None:
-    """The weekly job: ingest, then the later stages, in order."""
+def run(obj: Context, sources: tuple[str, ...], envelope: str | None, week: str | None) -> None:
+    """The weekly job: ingest, analyze, report, in that order."""
     from .job import weekly_job
 
-    result = weekly_job(obj, list(sources), envelope=envelope)
+    result = weekly_job(obj, list(sources), envelope=envelope, week=week)
     click.echo(result.summary())

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from .analyze import AnalyzeResult, analyze
 from .ingest import IngestResult, ingest
+from .report import ReportResult, report
 
 if TYPE_CHECKING:
     from .cli import Context
@@ -19,14 +20,16 @@ class JobResult:
     ingest: IngestResult
     outcomes: tuple[tuple[str, int], ...]  # runs by outcome, over the whole warehouse
     analysis: AnalyzeResult
+    report: ReportResult
 
     def summary(self) -> str:
         by_outcome = ", ".join(f"{n:,} {outcome}" for outcome, n in self.outcomes) or "no runs"
-        return f"{self.ingest.summary()}\nruns by outcome: {by_outcome}\n{self.analysis.summary()}"
+        return (f"{self.ingest.summary()}\nruns by outcome: {by_outcome}\n{self.analysis.summary()}\n"
+                f"{self.report.summary()}")
 
 
-def weekly_job(ctx: Context, sources: list[str], *, envelope: str | None = None) -> JobResult:
-    """Ingest `sources`, then analyze as of the clock (report and alerts follow in later stages)."""
+def weekly_job(ctx: Context, sources: list[str], *, envelope: str | None = None, week: str | None = None) -> JobResult:
+    """Ingest `sources`, analyze as of the clock, write the weekly review (alerts follow in a later stage)."""
     con = ctx.connect()
     try:
         result = ingest(con, sources, config=ctx.config, envelope=envelope, progress=ctx.progress)
@@ -34,6 +37,7 @@ def weekly_job(ctx: Context, sources: list[str], *, envelope: str | None = None)
             "SELECT outcome, count(*) FROM runs GROUP BY outcome ORDER BY count(*) DESC, outcome"
         ).fetchall()
         analysis = analyze(con, config=ctx.config, as_of=ctx.as_of)
+        review = report(con, config=ctx.config, as_of=ctx.as_of, out=ctx.out, week=week)
     finally:
         con.close()
-    return JobResult(result, tuple((o, n) for o, n in outcomes), analysis)
+    return JobResult(result, tuple((o, n) for o, n in outcomes), analysis, review)

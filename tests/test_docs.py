@@ -37,7 +37,7 @@ def test_every_config_field_is_described(path, field):
 
 
 def test_the_readme_config_example_is_valid_and_complete():
-    block = re.search(r"```toml\n(.*?)```", README, re.S)
+    block = re.search(r"```toml\n(.*?)```", README, re.DOTALL)
     assert block, "README has no ```toml example"
     parsed = Config.model_validate(tomllib.loads(block.group(1)))
     sections = {name for name, _ in Config.model_fields.items()}
