@@ -150,15 +150,66 @@ def report(obj: Context, week: str | None) -> None:
     click.echo(result.summary())
 
 
+_rules_option = click.option("--rules", "rules_path", type=click.Path(path_type=Path), default=None,
+                             help="Alert rules file (TOML); default: the shipped rules.")
+_dry_run_option = click.option("--dry-run", is_flag=True,
+                               help="Write each e-mail as an .eml file under --out/outbox/ and change no alert state.")
+
+
+@main.command()
+@_rules_option
+@_dry_run_option
+@click.pass_obj
+@_stage
+def alert(obj: Context, rules_path: Path | None, dry_run: bool) -> None:
+    """Evaluate alert rules over findings; send e-mail (or, with --dry-run, write .eml files)."""
+    from .alerts import alert as run_alert
+    from .alerts import load_rules
+
+    rules = load_rules(rules_path)
+    con = obj.connect()
+    try:
+        result = run_alert(con, rules=rules, as_of=obj.as_of, out=obj.out, dry_run=dry_run)
+    finally:
+        con.close()
+    click.echo(result.summary())
+
+
+@main.command()
+@click.option("--match", "matchers", multiple=True, required=True, metavar="LABEL=GLOB",
+              help="rule, kind, env, service, database or version; repeat for more (all must match).")
+@click.option("--for", "duration", default=None, metavar="DURATION", help="How long from --as-of (30m, 4h, 7d).")
+@click.option("--until", default=None, metavar="TIMESTAMP", help="When it expires (ISO, UTC).")
+@click.option("--comment", required=True, help="Why.")
+@click.option("--by", "created_by", default=lambda: os.environ.get("USER", "unknown"), help="Who (default $USER).")
+@click.pass_obj
+@_stage
+def silence(obj: Context, matchers: tuple[str, ...], duration: str | None, until: str | None, comment: str,
+            created_by: str) -> None:
+    """Hold matching alerts back until the silence expires."""
+    from .alerts import add_silence
+
+    con = obj.connect()
+    try:
+        result = add_silence(con, matchers=list(matchers), duration=duration, until=until, comment=comment,
+                             created_by=created_by, now=obj.as_of)
+    finally:
+        con.close()
+    click.echo(result)
+
+
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
 @_format_option
+@_rules_option
+@_dry_run_option
 @click.option("--week", default=None, metavar="YYYY-Www", help="The ISO week to review (default: the last complete one).")
 @click.pass_obj
 @_stage
-def run(obj: Context, sources: tuple[str, ...], envelope: str | None, week: str | None) -> None:
-    """The weekly job: ingest, analyze, report, in that order."""
+def run(obj: Context, sources: tuple[str, ...], envelope: str | None, rules_path: Path | None, dry_run: bool,
+        week: str | None) -> None:
+    """The weekly job: ingest, analyze, report, alert, in that order."""
     from .job import weekly_job
 
-    result = weekly_job(obj, list(sources), envelope=envelope, week=week)
+    result = weekly_job(obj, list(sources), envelope=envelope, week=week, rules_path=rules_path, dry_run=dry_run)
     click.echo(result.summary())

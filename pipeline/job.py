@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .alerts import AlertResult, alert, load_rules
 from .analyze import AnalyzeResult, analyze
 from .ingest import IngestResult, ingest
 from .report import ReportResult, report
@@ -21,15 +23,18 @@ class JobResult:
     outcomes: tuple[tuple[str, int], ...]  # runs by outcome, over the whole warehouse
     analysis: AnalyzeResult
     report: ReportResult
+    alerts: AlertResult
 
     def summary(self) -> str:
         by_outcome = ", ".join(f"{n:,} {outcome}" for outcome, n in self.outcomes) or "no runs"
         return (f"{self.ingest.summary()}\nruns by outcome: {by_outcome}\n{self.analysis.summary()}\n"
-                f"{self.report.summary()}")
+                f"{self.report.summary()}\n{self.alerts.summary()}")
 
 
-def weekly_job(ctx: Context, sources: list[str], *, envelope: str | None = None, week: str | None = None) -> JobResult:
-    """Ingest `sources`, analyze as of the clock, write the weekly review (alerts follow in a later stage)."""
+def weekly_job(ctx: Context, sources: list[str], *, envelope: str | None = None, week: str | None = None,
+               rules_path: Path | None = None, dry_run: bool = False) -> JobResult:
+    """Ingest `sources`, analyze as of the clock, write the weekly review, then alert."""
+    rules = load_rules(rules_path)  # a broken rules file stops the job before it changes anything
     con = ctx.connect()
     try:
         result = ingest(con, sources, config=ctx.config, envelope=envelope, progress=ctx.progress)
@@ -38,6 +43,7 @@ def weekly_job(ctx: Context, sources: list[str], *, envelope: str | None = None,
         ).fetchall()
         analysis = analyze(con, config=ctx.config, as_of=ctx.as_of)
         review = report(con, config=ctx.config, as_of=ctx.as_of, out=ctx.out, week=week)
+        alerted = alert(con, rules=rules, as_of=ctx.as_of, out=ctx.out, dry_run=dry_run)
     finally:
         con.close()
-    return JobResult(result, tuple((o, n) for o, n in outcomes), analysis, review)
+    return JobResult(result, tuple((o, n) for o, n in outcomes), analysis, review, alerted)

@@ -302,7 +302,9 @@ def environment() -> jinja2.Environment:
     """The one jinja2 environment: autoescape, StrictUndefined, every filter registered here."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
+        # HTML templates escape every value; the plain-text e-mail part (`*.txt.j2`) has nothing to escape.
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), disabled_extensions=("txt.j2",),
+                                            default=True, default_for_string=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

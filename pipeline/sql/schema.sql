@@ -184,3 +184,31 @@ CREATE TABLE IF NOT EXISTS rollback_readiness (
     ready            BOOLEAN NOT NULL,  -- down present, tried and passing outside prod, and re-applied
     as_of            TIMESTAMP NOT NULL
 );
+
+-- Alert state (Alertmanager-like): one row per alert identity (rule + labels).
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id       VARCHAR NOT NULL,
+    rule           VARCHAR NOT NULL,
+    fingerprint    VARCHAR NOT NULL,   -- hash of rule and labels: the identity used to dedupe
+    severity       VARCHAR NOT NULL,
+    status         VARCHAR NOT NULL,   -- firing | resolved | silenced
+    first_fired_at TIMESTAMP NOT NULL,
+    last_sent_at   TIMESTAMP,
+    sends          INTEGER NOT NULL,   -- notifications delivered for this alert
+    resolved_at    TIMESTAMP,
+    last_error     VARCHAR,            -- the last delivery failure, redacted; NULL once delivered
+    route          VARCHAR NOT NULL,
+    labels         VARCHAR NOT NULL,   -- JSON: kind, env, service, database, version
+    summary        VARCHAR NOT NULL,   -- the finding's explanation
+    pending        VARCHAR             -- firing | resolved: a notification not yet delivered (retried next run)
+);
+
+-- Silences from `migrate-lens silence` (those in the rules file are read from it each run).
+CREATE TABLE IF NOT EXISTS silences (
+    silence_id  VARCHAR NOT NULL,
+    matchers    VARCHAR NOT NULL,      -- JSON object label -> value
+    starts_at   TIMESTAMP NOT NULL,
+    ends_at     TIMESTAMP NOT NULL,
+    comment     VARCHAR NOT NULL,
+    created_by  VARCHAR NOT NULL
+);
