@@ -194,9 +194,10 @@ def _matches(rule: Rule, f: dict) -> bool:
         return False
     if rule.min_observed is not None and (f["observed"] is None or f["observed"] < rule.min_observed):
         return False
-    if rule.min_ratio is not None:
-        if f["observed"] is None or not f["expected"] or f["observed"] / f["expected"] < rule.min_ratio:
-            return False
+    if rule.min_ratio is not None and (
+        f["observed"] is None or not f["expected"] or f["observed"] / f["expected"] < rule.min_ratio
+    ):
+        return False
     return not (rule.min_score is not None and (f["score"] is None or f["score"] < rule.min_score))
 
 
@@ -395,7 +396,7 @@ def add_silence(con: duckdb.DuckDBPyConnection, *, matchers: list[str], duration
     if (duration is None) == (until is None):
         raise ConfigError("silence: give exactly one of --for DURATION or --until TIMESTAMP")
     try:
-        ends = now + parse_interval(duration) if duration else _naive(datetime.fromisoformat(str(until).replace("Z", "+00:00")))
+        ends = now + parse_interval(duration) if duration else _naive(datetime.fromisoformat(str(until)))
     except ValueError as e:
         raise ConfigError(f"silence: {e} (e.g. --for 4h or --until 2026-11-20T00:00:00Z)") from None
     if ends <= now:
