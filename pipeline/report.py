@@ -7,6 +7,7 @@ registered in one place.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -147,6 +148,8 @@ class WeeklyContext:
     quality: dict[str, int]
     reject_reasons: list[tuple[str, int]]
     open_counts: dict[str, int] = field(default_factory=dict)
+    silences: list[tuple[str, datetime, str, str]] = field(default_factory=list)  # matchers, until, comment, by
+    silenced: list[tuple[str, str]] = field(default_factory=list)  # rule, what is held back
 
 
 @dataclass(frozen=True)
@@ -272,8 +275,14 @@ def build_context(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: date
     reasons = [(r["reason"], r["records"]) for r in _rows(con, "reject_reasons", {})]
     open_counts = dict(con.execute("SELECT severity, count(*) FROM findings WHERE status = 'open' GROUP BY 1")
                        .fetchall())
+    silences = [(", ".join(f"{k}={v}" for k, v in sorted(json.loads(m).items())), until, comment, by)
+                for m, until, comment, by in con.execute(
+                    "SELECT matchers, ends_at, comment, created_by FROM silences WHERE ends_at > ? AND starts_at <= ? "
+                    "ORDER BY ends_at", [as_of, as_of]).fetchall()]
+    silenced = [(rule, redact(summary)) for rule, summary in con.execute(
+        "SELECT rule, summary FROM alerts WHERE status = 'silenced' ORDER BY rule, fingerprint").fetchall()]
     return WeeklyContext(week, prev, as_of, attention, headline, services, envs, versions, slowest, regressions,
-                         daily, readiness, sections, quality, reasons, open_counts)
+                         daily, readiness, sections, quality, reasons, open_counts, silences, silenced)
 
 
 def _duration(ms: float | None) -> str:

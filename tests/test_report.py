@@ -204,3 +204,23 @@ def test_report_renders_in_headless_chromium_without_errors_or_network(fleet_rep
     assert width <= 390 + 1, "the page scrolls sideways on a phone"
     assert shot.stat().st_size > 10_000
 
+
+
+def test_active_silences_and_silenced_alerts_are_shown(fleet_report, tmp_path):
+    from pipeline.alerts import add_silence, alert, load_rules
+
+    con, result, _ = fleet_report
+    add_silence(con, matchers=["service=billing"], duration="2h", until=None, comment="tenant restore",
+                created_by="sre", now=AS_OF)
+    rules = load_rules(None).model_copy(update={"silences": []})
+    alert(con, rules=rules, as_of=AS_OF, out=tmp_path)
+    html = report(con, config=Config(), as_of=AS_OF, out=tmp_path).path.read_text(encoding="utf-8")
+    page = _parse(html)
+    assert len([a for _, a in page.elements if "data-silence" in a]) == 1
+    assert "service=billing" in html and "tenant restore" in html
+    held = [a for _, a in page.elements if "data-silenced" in a]
+    assert held, "the billing alerts are shown as held back"
+    later = report(con, config=Config(), as_of=datetime(2026, 11, 16, 3), out=tmp_path).path.read_text(encoding="utf-8")
+    assert "tenant restore" not in later
+    con.execute("DELETE FROM silences")
+    con.execute("DELETE FROM alerts")
