@@ -209,7 +209,7 @@ def test_report_renders_in_headless_chromium_without_errors_or_network(fleet_rep
 def test_active_silences_and_silenced_alerts_are_shown(fleet_report, tmp_path):
     from pipeline.alerts import add_silence, alert, load_rules
 
-    con, result, _ = fleet_report
+    con, _, _ = fleet_report
     add_silence(con, matchers=["service=billing"], duration="2h", until=None, comment="tenant restore",
                 created_by="sre", now=AS_OF)
     rules = load_rules(None).model_copy(update={"silences": []})
