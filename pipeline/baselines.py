@@ -8,6 +8,11 @@ Each application is judged against the applications of its scope *before* it (th
 in its own baseline): the median and a robust spread of the last `baseline_window` of them. Fewer than
 `min_samples` earlier applications: learning, no claim. Identical timings give a spread of 0, so the spread
 has a floor (`mad_floor_ratio` of the median, at least `mad_floor_ms`).
+
+The spread is the lower half of the interquartile range ((median - q25) / 0.6745, sigma for normal data):
+slow outliers sit above the median, so they cannot widen it. In a scope that has outliers, they are kept out
+of the baseline of the applications after them, so a level shift is measured against the level it broke from
+for as long as it lasts, not absorbed run by run.
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ from __future__ import annotations
 import fnmatch
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 
 from .config import AnalyzeConfig
 
 SCOPE = ["env", "service", "version", "direction"]
-# Normal-consistent spread from quartiles (IQR / 1.349 = sigma), the rolling stand-in for 1.4826 * MAD.
-_IQR_TO_SIGMA = 1.349
+# Normal-consistent spread from the lower quartile: (median - q25) / 0.6745 = sigma.
+_HALF_IQR_TO_SIGMA = 0.6745
 
 
 def pooled_env(env: str, cfg: AnalyzeConfig) -> str:
@@ -33,7 +39,8 @@ def pooled_env(env: str, cfg: AnalyzeConfig) -> str:
 
 
 def with_scope(applied: pl.DataFrame, cfg: AnalyzeConfig) -> pl.DataFrame:
-    """Applied events with the env replaced by its baseline scope."""
+    """Applied events with the env replaced by its baseline scope (the real one kept as `source_env`)."""
+    applied = applied.with_columns(pl.col("env").alias("source_env"))
     if not cfg.pooled_envs or applied.is_empty():
         return applied
     mapping = {env: pooled_env(env, cfg) for env in applied["env"].unique().to_list()}
@@ -65,22 +72,12 @@ def script_baselines(applied: pl.DataFrame, cfg: AnalyzeConfig, as_of: datetime)
     )
 
 
-def score_applications(applied: pl.DataFrame, cfg: AnalyzeConfig) -> pl.DataFrame:
-    """Every timed application with its prior baseline (median, spread, n), robust z, ratio and outlier flag."""
-    window = cfg.baseline_window
-    prior = pl.col("own_ms").shift(1)
-    scored = (
-        applied.filter(pl.col("own_ms").is_not_null())
-        .sort([*SCOPE, "ts", "event_id"])
-        .with_columns(
-            pl.int_range(pl.len()).clip(upper_bound=window).over(SCOPE).alias("prior_n"),
-            prior.rolling_median(window_size=window, min_samples=1).over(SCOPE).alias("prior_median"),
-            (prior.rolling_quantile(0.75, window_size=window, min_samples=1)
-             - prior.rolling_quantile(0.25, window_size=window, min_samples=1)).over(SCOPE).alias("prior_iqr"),
-        )
-        .with_columns(
+def _flag(frame: pl.DataFrame, cfg: AnalyzeConfig) -> pl.DataFrame:
+    """z, ratio and the outlier flag from prior_n / prior_median / prior_q25."""
+    return (
+        frame.with_columns(
             pl.max_horizontal(
-                pl.col("prior_iqr") / _IQR_TO_SIGMA,
+                (pl.col("prior_median") - pl.col("prior_q25")) / _HALF_IQR_TO_SIGMA,
                 pl.col("prior_median") * cfg.mad_floor_ratio,
                 pl.lit(cfg.mad_floor_ms),
             ).alias("prior_spread"),
@@ -98,6 +95,59 @@ def score_applications(applied: pl.DataFrame, cfg: AnalyzeConfig) -> pl.DataFram
             ).fill_null(False).alias("outlier"),
         )
     )
+
+
+def _spread(median: float, q25: float, cfg: AnalyzeConfig) -> float:
+    return max((median - q25) / _HALF_IQR_TO_SIGMA, median * cfg.mad_floor_ratio, cfg.mad_floor_ms)
+
+
+def _is_outlier(value: float, n: int, median: float | None, q25: float | None, cfg: AnalyzeConfig) -> bool:
+    """The rule of `_flag`, for one value (used where the order of decisions matters)."""
+    if n < cfg.min_samples or median is None or q25 is None:
+        return False
+    z = (value - median) / _spread(median, q25, cfg)
+    return z >= cfg.outlier_z and value / max(median, 1e-3) >= cfg.outlier_ratio \
+        and value - median >= cfg.outlier_min_excess_ms
+
+
+def _rescore_without_outliers(scope: pl.DataFrame, cfg: AnalyzeConfig) -> pl.DataFrame:
+    """One scope, in time order, each application judged against the last `baseline_window` *normal* ones."""
+    kept: list[float] = []
+    n: list[int] = []
+    median: list[float | None] = []
+    q25: list[float | None] = []
+    for value in scope["own_ms"].to_list():
+        window = np.asarray(kept[-cfg.baseline_window:])
+        n.append(len(window))
+        median.append(float(np.median(window)) if len(window) else None)
+        q25.append(float(np.quantile(window, 0.25)) if len(window) else None)
+        if not _is_outlier(value, n[-1], median[-1], q25[-1], cfg):
+            kept.append(value)
+    return _flag(scope.with_columns(pl.Series("prior_n", n, pl.Int64), pl.Series("prior_median", median, pl.Float64),
+                                    pl.Series("prior_q25", q25, pl.Float64)), cfg)
+
+
+def score_applications(applied: pl.DataFrame, cfg: AnalyzeConfig) -> pl.DataFrame:
+    """Every timed application with its prior baseline (median, spread, n), robust z, ratio and outlier flag."""
+    window = cfg.baseline_window
+    prior = pl.col("own_ms").shift(1)
+    scored = _flag(
+        applied.filter(pl.col("own_ms").is_not_null())
+        .sort([*SCOPE, "ts", "event_id"])
+        .with_columns(
+            pl.int_range(pl.len()).clip(upper_bound=window).over(SCOPE).alias("prior_n"),
+            prior.rolling_median(window_size=window, min_samples=1).over(SCOPE).alias("prior_median"),
+            prior.rolling_quantile(0.25, window_size=window, min_samples=1).over(SCOPE).alias("prior_q25"),
+        ),
+        cfg,
+    )
+    # Scopes with an outlier are scored again in order, outliers kept out of later baselines (few scopes).
+    hit = scored.filter(pl.col("outlier")).select(SCOPE).unique()
+    if hit.height:
+        affected = scored.join(hit, on=SCOPE, how="semi")
+        rescored = [_rescore_without_outliers(part, cfg) for part in affected.partition_by(SCOPE, maintain_order=True)]
+        scored = pl.concat([scored.join(hit, on=SCOPE, how="anti"), *rescored], how="vertical_relaxed").sort(
+            [*SCOPE, "ts", "event_id"])
     # Consecutive outliers of one scope form a streak: a streak of `shift_min` or more is one level shift.
     return scored.with_columns(
         (pl.col("outlier") & ~pl.col("outlier").shift(1, fill_value=False)).cum_sum().over(SCOPE).alias("streak_no"),

@@ -13,7 +13,7 @@ from itertools import pairwise
 
 import polars as pl
 
-from .baselines import SCOPE
+from .baselines import SCOPE, pooled_env
 from .config import AnalyzeConfig
 
 COLUMNS = ["finding_id", "kind", "severity", "env", "service", "database", "version", "run_id", "ts", "observed",
@@ -224,7 +224,8 @@ def outlier_findings(f: Frames) -> list[pl.DataFrame]:
         .agg(pl.len().alias("count"), pl.col("ts").min().alias("first_ts"), pl.col("ts").max().alias("last_ts"),
              pl.col("own_ms").median().alias("observed"), pl.col("prior_median").first().alias("expected"),
              pl.col("z").median().alias("score"), pl.col("database").n_unique().alias("databases"),
-             pl.col("name").last(), pl.col("run_id").first(), pl.col("database").first())
+             pl.col("name").last(), pl.col("run_id").first(), pl.col("database").first(),
+             pl.col("source_env").unique().sort().alias("source_envs"))
     )
     # Resolved once a later application is back under `outlier_ratio` x the baseline the streak broke
     # from; a baseline that merely absorbed the new level does not resolve it.
@@ -238,7 +239,10 @@ def outlier_findings(f: Frames) -> list[pl.DataFrame]:
     rows = []
     for s in streaks.sort([*SCOPE, "streak"]).iter_rows(named=True):
         script = f"{s['version']}/{s['direction'][0]} {s['name']}"
-        where = f"{s['env']}/{s['service']}"
+        # A pooled baseline (preview-*, ci-*) still names the real environments that were slow.
+        real_env = s["source_envs"][0] if len(s["source_envs"]) == 1 else s["env"]
+        envs = real_env if len(s["source_envs"]) == 1 else f"{s['env']} ({', '.join(s['source_envs'])})"
+        where = f"{envs}/{s['service']}"
         ratio = s["observed"] / max(s["expected"], 1e-3)
         critical = _is_prod(s["env"], f.cfg) and ratio >= f.cfg.critical_ratio
         later_normal = s["recovered_at"]
@@ -251,7 +255,7 @@ def outlier_findings(f: Frames) -> list[pl.DataFrame]:
             text = (f"{where}/{s['database']} {script}: {_seconds(s['observed'])} vs median {_seconds(s['expected'])} "
                     f"of earlier runs, {ratio:.0f}x, robust z {s['score']:.0f}")
         rows.append({
-            "severity": "critical" if critical else "warning", "env": s["env"], "service": s["service"],
+            "severity": "critical" if critical else "warning", "env": real_env, "service": s["service"],
             "database": None if shift else s["database"], "version": s["version"],
             "run_id": None if shift else s["run_id"], "ts": s["first_ts"], "observed": s["observed"],
             "expected": s["expected"], "score": s["score"], "unit": "ms", "explanation": text,
@@ -400,7 +404,9 @@ def idempotency_findings(f: Frames, forced: pl.DataFrame) -> list[pl.DataFrame]:
         })
     # The same version applied up twice on one database with no down in between: only a force allows it,
     # and a re-run that must succeed is exactly what idempotent DDL is for.
-    steps = (f.events.filter(pl.col("kind") == "applied").sort(["ts", "seq"])
+    # Ephemeral databases (pooled envs: preview, CI) are created afresh and apply every script again: no force.
+    pooled = [env for env in f.events["env"].unique().to_list() if pooled_env(env, cfg) != env]
+    steps = (f.events.filter((pl.col("kind") == "applied") & ~pl.col("env").is_in(pooled)).sort(["ts", "seq"])
              .with_columns(pl.col("direction").shift(1).over(["env", "service", "database", "version"]).alias("prev_dir"))
              .filter((pl.col("direction") == "up") & (pl.col("prev_dir") == "up")))
     again = steps.group_by(["env", "service", "version"]).agg(

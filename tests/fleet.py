@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 Script = tuple[int, str, float]  # version, name (or '<empty>'), own time in ms
+PREFETCH = 10  # migrate's default -prefetch
 
 # What postgres says for each error class, and the SQL body migrate embeds in the error (§2.2).
 _ERRORS = {
@@ -90,7 +91,10 @@ class Fleet:
 
     def fail(self, env: str, service: str, database: str, at: datetime, version: int, name: str,
              error_class: str = "syntax_error", applied_before: list[Script] | None = None) -> Path:
-        """`up` that applies `applied_before`, then fails in `version` with migrate's multi-line postgres error."""
+        """`up` that applies `applied_before`, then fails in `version` with migrate's multi-line postgres error.
+
+        Default mode: the error names no version (`version` and `name` only document the scenario).
+        """
         lines, end = self._applied(at, "u", applied_before or [])
         message, line_no, body, detail = _ERRORS[error_class]
         end += timedelta(milliseconds=40)
@@ -131,12 +135,17 @@ class Fleet:
 
     # -- plumbing ---------------------------------------------------------------------------------------------
     def _applied(self, at: datetime, d: str, scripts: list[Script]) -> tuple[list[tuple[datetime, str]], datetime]:
-        lines, cumulative = [], 0
+        # APPLIED shows read + ran, and `read` counts from when the script was queued: the first -prefetch
+        # (10) scripts are queued at once, so their values are cumulative; later ones are queued as the
+        # queue drains, so theirs cover only the last ~10 scripts (the arrival times still step by own time).
+        lines, ends, cumulative = [], [], 0
         start = at + timedelta(milliseconds=5)  # connecting and reading the version table
-        for version, name, own_ms in scripts:
+        for k, (version, name, own_ms) in enumerate(scripts):
             cumulative += _ns(own_ms)
+            ends.append(cumulative)
+            shown = cumulative - (ends[k - PREFETCH - 1] if k > PREFETCH else 0)
             lines.append((start + timedelta(microseconds=cumulative // 1000),
-                          f"{version}/{d} {name} ({go_duration(cumulative)})"))
+                          f"{version}/{d} {name} ({go_duration(shown)})"))
         return lines, start + timedelta(microseconds=cumulative // 1000)
 
     def _line(self, env: str, service: str, database: str, at: datetime, text: str) -> Path:

@@ -149,14 +149,29 @@ FROM (
 ) c
 WHERE runs.run_id = c.run_id;
 
--- Without -verbose a failed migration does not name its version: it is the first version this service is
--- known to have after the one the database was at (the next run's `Dirty database version N` agrees).
+-- Without -verbose a failed migration does not name its version. A re-run that fails on objects that
+-- already exist (or are already gone) right after the database was dirty at V is V again, re-run after a
+-- `force V-1`; otherwise it is the first version this service was known to have, before this run, after the
+-- one the database was at. Only earlier evidence is used, so an analysis at an earlier clock is reproducible.
 UPDATE runs SET dirty_version = nxt.v, to_version = nxt.v
 FROM (
-    SELECT r.run_id, (SELECT min(e.version) FROM migrate_events e
-                      WHERE e.service = r.service AND e.kind = 'applied' AND e.direction = 'up'
-                        AND e.version > r.from_version) AS v
-    FROM runs r
-    WHERE r.outcome = 'failed' AND r.dirty_version IS NULL AND r.from_version IS NOT NULL
+    SELECT p.run_id,
+        CASE
+            WHEN p.error_class IN ('already_exists', 'does_not_exist') AND p.prev_dirty IS NOT NULL THEN p.prev_dirty
+            ELSE (SELECT min(e.version) FROM migrate_events e
+                  WHERE e.service = p.service AND e.kind = 'applied' AND e.direction = 'up'
+                    AND e.ts < p.started_at
+                    -- past what the database was at, and past what this run applied before it failed
+                    AND e.version > greatest(p.from_version,
+                        (SELECT max(a.version) FROM migrate_events a
+                         WHERE a.run_id = p.run_id AND a.kind = 'applied' AND a.direction = 'up')))
+        END AS v
+    FROM (
+        SELECT r.*, lag(r.dirty_version) OVER (
+            PARTITION BY r.env, r.service, CASE WHEN r.database = 'unknown' THEN r.stream_key ELSE r.database END
+            ORDER BY r.started_at, r.run_id) AS prev_dirty
+        FROM runs r
+    ) p
+    WHERE p.outcome = 'failed' AND p.dirty_version IS NULL
 ) nxt
 WHERE runs.run_id = nxt.run_id AND nxt.v IS NOT NULL;
