@@ -106,7 +106,7 @@ def _later_clean(runs_by_db: dict[tuple, list[dict]], row: dict) -> dict | None:
     """The first clean run (success / no change) on the same database after `row`."""
     for later in runs_by_db.get(_db_key(row), []):
         if later["started_at"] > row["started_at"] and later["outcome"] in ("success", "no_change") \
-                and not later["left_dirty"]:
+                and not _dirty_evidence(later):
             return later
     return None
 

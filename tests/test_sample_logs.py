@@ -107,3 +107,16 @@ def test_level_shift_durations_are_derived_per_script(fleet):
         WHERE env = 'prod' AND service = 'billing' AND version = 23 AND kind = 'applied' AND direction = 'up'
         GROUP BY 1"""))
     assert by_week["2026-W46"] > 15 * by_week["2026-W45"]
+
+
+def test_failed_run_on_a_database_still_dirty_stays_open(tmp_path):
+    from datetime import datetime
+
+    from pipeline.analyze import analyze
+
+    con = connect(tmp_path / "w.duckdb")
+    ingest(con, [str(SAMPLE_LOGS)], config=Config(), progress=False)
+    analyze(con, config=Config(), as_of=datetime(2026, 11, 16))
+    # tenant_007's later `version` run prints `23 (dirty)`: a run, but not a clean one.
+    assert rows(con, "SELECT status FROM findings WHERE kind = 'failed_run' AND database = 'tenant_007'") == [("open",)]
+    con.close()
