@@ -199,6 +199,89 @@ def silence(obj: Context, matchers: tuple[str, ...], duration: str | None, until
 
 
 @main.command()
+@click.argument("name_or_sql", required=False)
+@click.option("--param", "params", multiple=True, metavar="K=V", help="A query parameter (repeatable); always bound.")
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json", "parquet"]), default="table",
+              show_default=True, help="Output format; parquet needs --output.")
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Write to this file instead of stdout.")
+@click.option("--list", "list_queries", is_flag=True, help="List the named queries and what they answer.")
+@click.pass_obj
+@_stage
+def query(obj: Context, name_or_sql: str | None, params: tuple[str, ...], output_format: str, output: Path | None,
+          list_queries: bool) -> None:
+    """Run a named query from queries/ or ad-hoc SQL, read-only."""
+    from .errors import QueryError
+    from .query import named_queries, run_query
+
+    if list_queries:
+        for q in named_queries().values():
+            args = " ".join(f"[{p.name}={p.default}]" for p in q.params)
+            click.echo(f"{q.name:<28} {q.answers}" + (f"  {args}" if args else ""))
+        return
+    if not name_or_sql:
+        raise QueryError("give a query name or SQL (see `migrate-lens query --list`)")
+    bound: dict[str, str] = {}
+    for p in params:
+        key, sep, value = p.partition("=")
+        if not sep or not key:
+            raise QueryError(f"--param {p}: use NAME=VALUE")
+        bound[key] = value
+    if output_format == "parquet" and output is None:
+        raise QueryError("--format parquet writes a file: add --output FILE.parquet")
+    con = obj.connect(read_only=True)
+    try:
+        frame = run_query(con, name_or_sql, bound)
+    finally:
+        con.close()
+    _emit(frame, output_format, output)
+
+
+def _emit(frame: Any, output_format: str, output: Path | None) -> None:
+    """Write a query result as a table, CSV, JSON or Parquet, to stdout or a file."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if output_format == "parquet":
+        frame.write_parquet(output)
+        click.echo(f"wrote {frame.height:,} rows to {output}", err=True)
+        return
+    if output_format == "csv":
+        text = frame.write_csv()
+    elif output_format == "json":
+        text = frame.write_json() + "\n"
+    else:
+        table = Table(*frame.columns, show_lines=False)
+        for row in frame.iter_rows():
+            table.add_row(*("" if v is None else str(v) for v in row))
+        console = Console(width=max(80, min(250, 20 * len(frame.columns))), record=True, markup=False,
+                          file=open(os.devnull, "w"))  # noqa: SIM115 - rendered to text below
+        console.print(table)
+        text = console.export_text() + f"({frame.height:,} row{'s' if frame.height != 1 else ''})\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {frame.height:,} rows to {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.option("--parquet", "folder", type=click.Path(path_type=Path), required=True,
+              help="Folder to write the relations to, Hive-partitioned by env and month where they have them.")
+@click.pass_obj
+@_stage
+def export(obj: Context, folder: Path) -> None:
+    """Export the SQL surface as Parquet that Trino, Spark or Athena read unchanged."""
+    from .query import export_parquet
+
+    con = obj.connect(read_only=True)
+    try:
+        result = export_parquet(con, folder)
+    finally:
+        con.close()
+    click.echo(result.summary())
+
+
+@main.command()
 @click.argument("sources", nargs=-1, required=True)
 @_format_option
 @_rules_option
