@@ -101,21 +101,45 @@ _format_option = click.option(
 )
 
 
+_since_option = click.option(
+    "--since", default=None, metavar="DATE",
+    help="Leave out objects modified before DATE, and date partitions (dt=YYYY-MM-DD/, YYYY/MM/DD/) before it.",
+)
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    parsed = _parse_as_of(value)
+    return parsed.replace(tzinfo=UTC)
+
+
+def _fail_on_unread(failed: tuple[str, ...]) -> None:
+    from .errors import SourceError
+
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise SourceError(f"{failed[0]}{more}; every other source was ingested, and these are retried on the next run")
+
+
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
 @_format_option
+@_since_option
 @click.pass_obj
 @_stage
-def ingest(obj: Context, sources: tuple[str, ...], envelope: str | None) -> None:
+def ingest(obj: Context, sources: tuple[str, ...], envelope: str | None, since: str | None) -> None:
     """Read log files, folders, globs or object-storage prefixes into the warehouse."""
     from .ingest import ingest as run_ingest
 
     con = obj.connect()
     try:
-        result = run_ingest(con, list(sources), config=obj.config, envelope=envelope, progress=obj.progress)
+        result = run_ingest(con, list(sources), config=obj.config, envelope=envelope, progress=obj.progress,
+                            since=_since(since))
     finally:
         con.close()
     click.echo(result.summary())
+    _fail_on_unread(result.failed)
 
 
 @main.command()
@@ -286,13 +310,16 @@ def export(obj: Context, folder: Path) -> None:
 @_format_option
 @_rules_option
 @_dry_run_option
+@_since_option
 @click.option("--week", default=None, metavar="YYYY-Www", help="The ISO week to review (default: the last complete one).")
 @click.pass_obj
 @_stage
 def run(obj: Context, sources: tuple[str, ...], envelope: str | None, rules_path: Path | None, dry_run: bool,
-        week: str | None) -> None:
+        week: str | None, since: str | None) -> None:
     """The weekly job: ingest, analyze, report, alert, in that order."""
     from .job import weekly_job
 
-    result = weekly_job(obj, list(sources), envelope=envelope, week=week, rules_path=rules_path, dry_run=dry_run)
+    result = weekly_job(obj, list(sources), envelope=envelope, week=week, rules_path=rules_path, dry_run=dry_run,
+                        since=_since(since))
     click.echo(result.summary())
+    _fail_on_unread(result.ingest.failed)

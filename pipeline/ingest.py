@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from . import envelopes, events, runs
 from .config import Config
 from .errors import SourceError, WarehouseError
-from .redact import redact_fragment
+from .redact import redact, redact_fragment
 from .sources import ReadOutcome, Source, discover, read_lines
 from .warehouse import execute, one, scalar, sql_text, statements
 
@@ -45,6 +46,7 @@ class IngestResult:
     damaged: int  # sources with a truncated or corrupt compressed stream
     runs: int  # runs rebuilt for the streams this ingest touched
     events: int
+    failed: tuple[str, ...] = ()  # sources that could not be read; retried on the next run
 
     def summary(self) -> str:
         parts = [
@@ -57,6 +59,8 @@ class IngestResult:
         if self.damaged:
             parts.append(f"{self.damaged} damaged source{'s' if self.damaged != 1 else ''} "
                          "(see ingested_sources.damage)")
+        if self.failed:
+            parts.append(f"{len(self.failed)} could not be read and will be retried next run")
         return "; ".join(parts)
 
 
@@ -303,6 +307,63 @@ def _rebuild(con: duckdb.DuckDBPyConnection, config: Config) -> tuple[int, int]:
     return event_count, run_count
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    read: int
+    rejected: int
+    stored: int
+    duplicates: int
+    damaged: bool
+
+
+def _load_source(con: duckdb.DuckDBPyConnection, loader: _SourceLoader, src: Source, fingerprint: str,
+                 kind: str, config: Config) -> _Loaded:
+    """One source, start to finish: forget its old state, load it in batches, then mark it ingested."""
+    load_id = loader.load_id
+    outcome = ReadOutcome()
+    con.execute("BEGIN TRANSACTION")
+    for statement in statements("forget_source"):
+        execute(con, statement, {"source_uri": src.display_uri, "load_id": load_id})
+    con.execute("COMMIT")
+    reader = {"unknown": _unrecognised_batches, "cloudwatch": _cloudwatch_batches}.get(kind, _plain_batches)
+    read, refused = loader.load(src, "docker" if kind == "unknown" else kind,
+                                reader(src, outcome, config.ingest.batch_lines))
+    con.execute("BEGIN TRANSACTION")
+    for statement in statements("finish_source"):
+        execute(con, statement, {"source_uri": src.display_uri, "size_bytes": src.size, "fingerprint": fingerprint,
+                                 "format": kind, "lines": read, "rejected": refused, "damage": outcome.damage,
+                                 "load_id": load_id})
+    con.execute("COMMIT")
+    new, dup = one(con, "SELECT (SELECT count(*) FROM log_lines WHERE source_uri = $s AND load_id = $l), "
+                        "(SELECT duplicates FROM ingested_sources WHERE source_uri = $s)",
+                   {"s": src.display_uri, "l": load_id})
+    return _Loaded(read, refused, new, dup, outcome.damage is not None)
+
+
+# Reading an object can fail for a moment (a reset connection, a throttled request): try again, from scratch.
+READ_ATTEMPTS = 3
+BACKOFF_SECONDS = 0.5
+
+
+def _with_retries(con: duckdb.DuckDBPyConnection, loader: _SourceLoader, src: Source, fingerprint: str,
+                  kind: str, config: Config) -> _Loaded:
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        try:
+            return _load_source(con, loader, src, fingerprint, kind, config)
+        except duckdb.Error as e:
+            _rollback_quietly(con)
+            raise WarehouseError(f"{src.display_uri}: the warehouse refused the load: {str(e).splitlines()[0]} "
+                                 "(re-run ingest; --debug for details)") from e
+        except (OSError, SourceError) as e:
+            _rollback_quietly(con)
+            _recover(con)  # nothing half-recorded: drop what this attempt stored
+            transient = not isinstance(e, (SourceError, PermissionError, FileNotFoundError))
+            if not transient or attempt == READ_ATTEMPTS:
+                raise
+            time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
 def ingest(
     con: duckdb.DuckDBPyConnection,
     specs: list[str],
@@ -310,59 +371,50 @@ def ingest(
     config: Config,
     envelope: str | None = None,
     progress: bool = True,
+    since: datetime | None = None,
 ) -> IngestResult:
-    """Read every source in `specs` into the warehouse and rebuild events and runs for what changed."""
+    """Read every source in `specs` into the warehouse and rebuild events and runs for what changed.
+
+    A source that cannot be read (after retries) is left out and named in `failed`; it is not marked
+    ingested, so the next run tries it again, and every other source is still loaded.
+    """
     forced = envelope or (None if config.ingest.format == "auto" else config.ingest.format)
     if forced is not None and forced not in envelopes.ENVELOPES:
         raise SourceError(f"--format {forced}: unknown format (use one of: {', '.join(envelopes.ENVELOPES)})")
-    sources = discover(specs)
+    sources = discover(specs, since=since)
     _recover(con)
     load_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
     loader = _SourceLoader(con, config, load_id)
     done = skipped = lines = rejected = stored = duplicates = damaged = 0
+    failed: list[str] = []
     with Progress(TextColumn("[bold]ingest[/] {task.description}"), BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), disable=not progress, transient=True) as bar:
         task = bar.add_task("", total=sum(s.size for s in sources) or 1)
         for src in sources:
             bar.update(task, description=src.display_uri[-60:])
-            fingerprint = src.fingerprint()
-            known = one(con, "SELECT fingerprint FROM ingested_sources WHERE source_uri = ?", [src.display_uri])
-            if known and known[0] == fingerprint:
-                skipped += 1
+            try:
+                fingerprint = src.fingerprint()
+                known = one(con, "SELECT fingerprint FROM ingested_sources WHERE source_uri = ?", [src.display_uri])
+                if known and known[0] == fingerprint:
+                    skipped += 1
+                    bar.advance(task, src.size)
+                    continue
+                kind = forced or envelopes.detect(src.head())
+                loaded = _with_retries(con, loader, src, fingerprint, kind, config)
+            except (OSError, SourceError) as e:
+                message = str(e) if isinstance(e, SourceError) else f"{src.display_uri}: {type(e).__name__}: {e}"
+                failed.append(redact(message.splitlines()[0] if message else src.display_uri))
                 bar.advance(task, src.size)
                 continue
-            kind = forced or envelopes.detect(src.head())
-            outcome = ReadOutcome()
-            try:
-                con.execute("BEGIN TRANSACTION")
-                for statement in statements("forget_source"):
-                    execute(con, statement, {"source_uri": src.display_uri, "load_id": load_id})
-                con.execute("COMMIT")
-                reader = {"unknown": _unrecognised_batches, "cloudwatch": _cloudwatch_batches}.get(kind, _plain_batches)
-                read, refused = loader.load(src, "docker" if kind == "unknown" else kind,
-                                            reader(src, outcome, config.ingest.batch_lines))
-                con.execute("BEGIN TRANSACTION")
-                for statement in statements("finish_source"):
-                    execute(con, statement, {
-                        "source_uri": src.display_uri, "size_bytes": src.size, "fingerprint": fingerprint,
-                        "format": kind, "lines": read, "rejected": refused, "damage": outcome.damage,
-                        "load_id": load_id})
-                con.execute("COMMIT")
-                new, dup = one(con, "SELECT (SELECT count(*) FROM log_lines WHERE source_uri = $s AND load_id = $l), "
-                                    "(SELECT duplicates FROM ingested_sources WHERE source_uri = $s)",
-                               {"s": src.display_uri, "l": load_id})
-            except duckdb.Error as e:
-                _rollback_quietly(con)
-                raise WarehouseError(f"{src.display_uri}: the warehouse refused the load: {str(e).splitlines()[0]} "
-                                     "(re-run ingest; --debug for details)") from e
             done += 1
-            lines += read
-            rejected += refused
-            stored += new
-            duplicates += dup
-            damaged += outcome.damage is not None
+            lines += loaded.read
+            rejected += loaded.rejected
+            stored += loaded.stored
+            duplicates += loaded.duplicates
+            damaged += loaded.damaged
             bar.advance(task, src.size)
     event_count, run_count = (0, 0)
     if scalar(con, "SELECT count(*) FROM pending_streams"):
         event_count, run_count = _rebuild(con, config)
-    return IngestResult(done, skipped, lines, stored, rejected, duplicates, damaged, run_count, event_count)
+    return IngestResult(done, skipped, lines, stored, rejected, duplicates, damaged, run_count, event_count,
+                        tuple(failed))

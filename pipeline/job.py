@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,12 +33,12 @@ class JobResult:
 
 
 def weekly_job(ctx: Context, sources: list[str], *, envelope: str | None = None, week: str | None = None,
-               rules_path: Path | None = None, dry_run: bool = False) -> JobResult:
+               rules_path: Path | None = None, dry_run: bool = False, since: datetime | None = None) -> JobResult:
     """Ingest `sources`, analyze as of the clock, write the weekly review, then alert."""
     rules = load_rules(rules_path)  # a broken rules file stops the job before it changes anything
     con = ctx.connect()
     try:
-        result = ingest(con, sources, config=ctx.config, envelope=envelope, progress=ctx.progress)
+        result = ingest(con, sources, config=ctx.config, envelope=envelope, progress=ctx.progress, since=since)
         outcomes = con.execute(
             "SELECT outcome, count(*) FROM runs GROUP BY outcome ORDER BY count(*) DESC, outcome"
         ).fetchall()

@@ -12,7 +12,7 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fsspec
@@ -48,9 +48,12 @@ class Source:
         return {k.lower(): v for k, v in _HIVE.findall(self.path)}
 
     def fingerprint(self) -> str:
-        """Size, modification stamp (or ETag) and a hash of the first and last 64 KiB."""
+        """Objects: key + ETag + size (no read). Files: size, mtime and a hash of the first and last 64 KiB."""
         h = hashlib.sha256()
-        h.update(f"{self.size}|{self.etag or ''}|{self.modified.isoformat() if self.modified else ''}".encode())
+        if self.etag:
+            h.update(f"{self.uri}|{self.size}|{self.etag}".encode())
+            return h.hexdigest()[:32]
+        h.update(f"{self.size}|{self.modified.isoformat() if self.modified else ''}".encode())
         with _open(self) as f:
             h.update(f.read(65536))
             if self.size > 131072:
@@ -106,14 +109,67 @@ def _source(fs: Any, path: str, info: dict[str, Any]) -> Source:
     )
 
 
-def discover(specs: list[str]) -> list[Source]:
+# Object stores: fail fast on an unreachable endpoint, retry transient errors with backoff (botocore).
+_STORAGE_OPTIONS = {
+    "s3": {"config_kwargs": {"connect_timeout": 5, "read_timeout": 60,
+                             "retries": {"max_attempts": 4, "mode": "standard"}}},
+}
+_PATH_DATE = re.compile(r"(?:^|/)(?:dt|date|day)=(\d{4})-?(\d{2})-?(\d{2})(?:/|$)|(?:^|/)(\d{4})/(\d{2})/(\d{2})(?:/|$)")
+
+
+def _path_date(path: str) -> datetime | None:
+    m = _PATH_DATE.search(path)
+    if not m:
+        return None
+    y, mo, d = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(4), m.group(5), m.group(6))
+    try:
+        return datetime(int(y), int(mo), int(d), tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _is_recent(src: Source, since: datetime | None) -> bool:
+    """Objects of a date-partitioned prefix (`dt=2026-11-12/`, `2026/11/12/`) or modified before `since` are
+    left out."""
+    if since is None:
+        return True
+    day = _path_date(src.path)
+    if day is not None and day + timedelta(days=1) <= since:
+        return False
+    return src.modified is None or src.modified >= since
+
+
+def _unreachable(spec: str, e: Exception) -> SourceError:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return SourceError(f"{redact(spec)}: cannot reach the object store ({redact(text)}); check AWS_ENDPOINT_URL, "
+                       "the region and the network")
+
+
+def _missing(spec: str, fs: Any, root: str) -> SourceError:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if protocol in ("s3", "s3a", "gs", "gcs", "az", "abfs"):
+        bucket = root.split("/", 1)[0]
+        try:
+            exists = fs.exists(bucket)
+        except Exception:  # noqa: BLE001 - only deciding which message to give
+            exists = True
+        if not exists:
+            return SourceError(f"{redact(spec)}: bucket {bucket!r} does not exist (check the name, the region "
+                               "and AWS_ENDPOINT_URL)")
+        return SourceError(f"{redact(spec)}: no object under that prefix (check the path)")
+    return SourceError(f"{redact(spec)}: no such file or folder (check the path)")
+
+
+def discover(specs: list[str], since: datetime | None = None) -> list[Source]:
     """Expand files, folders, globs and prefixes into sources, sorted and without repeats."""
     found: dict[str, Source] = {}
     for spec in specs:
+        protocol = spec.split("://", 1)[0] if "://" in spec else "file"
         try:
-            fs, root = fsspec.core.url_to_fs(spec)
+            fs, root = fsspec.core.url_to_fs(spec, **_STORAGE_OPTIONS.get(protocol, {}))
         except (ImportError, ValueError) as e:
             raise SourceError(f"{redact(spec)}: unsupported source ({e}); use a path or s3:// URL") from None
+        fs.invalidate_cache()  # fsspec keeps listings per instance: a batch job must see the store as it is now
         try:
             if any(ch in root for ch in "*?["):
                 matches = fs.glob(root, detail=True)
@@ -127,14 +183,22 @@ def discover(specs: list[str]) -> list[Source]:
             elif fs.isfile(root):
                 candidates = {root: fs.info(root)}
             else:
-                raise SourceError(f"{redact(spec)}: no such file or folder (check the path)")
+                raise _missing(spec, fs, root)
         except PermissionError:
-            raise SourceError(f"{redact(spec)}: permission denied (check read access)") from None
+            raise SourceError(f"{redact(spec)}: permission denied (check the credentials and the bucket policy)") \
+                from None
         except FileNotFoundError:
-            raise SourceError(f"{redact(spec)}: no such file, folder or bucket (check the path)") from None
+            raise _missing(spec, fs, root) from None
+        except SourceError:
+            raise
+        except Exception as e:  # botocore/aiohttp errors of an unreachable endpoint
+            if protocol == "file":
+                raise
+            raise _unreachable(spec, e) from e
         for path, info in sorted(candidates.items()):
             src = _source(fs, path, info)
-            found.setdefault(src.uri, src)
+            if _is_recent(src, since):
+                found.setdefault(src.uri, src)
     return list(found.values())
 
 

@@ -396,7 +396,8 @@ def test_cli_names_a_file_the_kernel_refuses_to_open(tmp_path, monkeypatch):
     monkeypatch.setattr(LocalFileSystem, "_open", refuse)
     result = _cli(tmp_path, str(path))
     assert result.exit_code == 1
-    assert result.stderr == f"Error: {path}: permission denied (check read access)\n"
+    assert result.stderr == (f"Error: {path}: permission denied (check read access); every other source was "
+                             "ingested, and these are retried on the next run\n")
 
 
 def test_cli_exits_0_on_bad_records_and_counts_them(tmp_path):

@@ -1,0 +1,80 @@
+-- name: version_drift
+-- answers: Drift between environments: per service and env, the version range of its databases against the env before it in promotion order and the newest anywhere.
+-- param: service = *                  (service glob)
+-- param: env_order = dev,staging,prod (promotion order, comma-separated; other envs are listed after, unranked)
+-- param: as_of = 2026-11-16           (the clock, UTC; ISO date or timestamp)
+--
+-- Current versions per database as in `current_versions`. `waiting` counts the known versions the env
+-- before has and this env's laggard database has not (what a promotion would apply); `ahead` marks an env
+-- past the env before it (a version that skipped it). Counts are of versions seen in the logs.
+WITH clock AS (
+    SELECT CAST($as_of AS TIMESTAMP) AS as_of
+),
+r AS (
+    SELECT runs.*,
+           left_dirty OR outcome = 'dirty' OR dirty_version IS NOT NULL AS evidence
+    FROM runs, clock
+    WHERE started_at <= clock.as_of AND service GLOB $service
+),
+known AS (
+    SELECT DISTINCT e.service, e.version
+    FROM migrate_events e, clock
+    WHERE e.kind IN ('applied', 'version', 'dirty') AND e.version IS NOT NULL AND e.ts <= clock.as_of
+),
+last_step AS (
+    SELECT e.run_id, arg_max(e.direction, e.seq) AS direction, arg_max(e.version, e.seq) AS version
+    FROM migrate_events e, clock
+    WHERE e.kind = 'applied' AND e.ts <= clock.as_of
+    GROUP BY e.run_id
+),
+shown AS (
+    SELECT r.env, r.service, r.database,
+           CASE WHEN s.direction = 'down'
+                    THEN (SELECT max(k.version) FROM known k WHERE k.service = r.service AND k.version < s.version)
+                ELSE coalesce(r.dirty_version, r.version_seen) END AS version
+    FROM r LEFT JOIN last_step s USING (run_id)
+    WHERE s.direction = 'down' OR r.dirty_version IS NOT NULL OR r.version_seen IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY r.env, r.service, r.database ORDER BY r.started_at DESC, r.run_id DESC) = 1
+),
+state AS (
+    SELECT env, service, database, evidence AS dirty
+    FROM r
+    WHERE evidence OR outcome IN ('success', 'no_change')
+    QUALIFY row_number() OVER (PARTITION BY env, service, database ORDER BY started_at DESC, run_id DESC) = 1
+),
+per_env AS (
+    SELECT d.service, d.env,
+           list_position(string_split($env_order, ','), d.env) AS pos,
+           count(*) AS databases,
+           min(v.version) AS min_version,
+           max(v.version) AS max_version,
+           count(*) FILTER (WHERE st.dirty) AS dirty_databases
+    FROM (SELECT DISTINCT env, service, database FROM r) d
+    LEFT JOIN shown v USING (env, service, database)
+    LEFT JOIN state st USING (env, service, database)
+    GROUP BY d.service, d.env
+),
+ranked AS (
+    SELECT p.*,
+           (SELECT arg_max(x.env, x.pos) FROM per_env x
+            WHERE x.service = p.service AND x.pos < p.pos) AS previous_env,
+           max(p.max_version) OVER (PARTITION BY p.service) AS newest_version
+    FROM per_env p
+)
+SELECT c.service, c.env, c.databases, c.min_version, c.max_version, c.dirty_databases,
+       c.previous_env, prev.max_version AS previous_version,
+       (SELECT count(*) FROM known k
+        WHERE k.service = c.service AND k.version > c.min_version AND k.version <= prev.max_version) AS waiting,
+       coalesce(c.max_version > prev.max_version, false) AS ahead,
+       c.newest_version,
+       (SELECT count(*) FROM known k
+        WHERE k.service = c.service AND k.version > c.min_version AND k.version <= c.newest_version) AS behind_newest,
+       CASE WHEN c.min_version IS NULL THEN 'version unknown'
+            WHEN c.max_version > prev.max_version THEN 'ahead of ' || c.previous_env
+            WHEN c.min_version < prev.max_version THEN 'behind ' || c.previous_env
+            WHEN c.min_version < c.max_version THEN 'databases differ'
+            WHEN c.min_version < c.newest_version THEN 'behind newest'
+            ELSE 'in step' END AS drift
+FROM ranked c
+LEFT JOIN per_env prev ON prev.service = c.service AND prev.env = c.previous_env
+ORDER BY c.service, c.pos NULLS LAST, c.env
