@@ -72,3 +72,26 @@ def test_debug_shows_the_traceback(tmp_path):
     result = CliRunner().invoke(main, ["--debug", "--db", str(tmp_path / "w.duckdb"), "ingest", str(tmp_path / "nope")])
     assert result.exit_code == 1
     assert result.exception is not None and type(result.exception).__name__ == "SourceError"
+
+
+def test_a_second_writer_on_the_same_warehouse_refuses_clearly(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "w.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; con = duckdb.connect({str(db)!r}); print('ready', flush=True); "
+                               "time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        result = _invoke(tmp_path, "ingest", str(CAPTURES / "0012_up.txt"))
+        assert result.exit_code == 1
+        assert result.stderr == (f"Error: {db}: the warehouse is in use by another migrate-lens process "
+                                 "(wait for it to finish, or use another --db)\n")
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    after = _invoke(tmp_path, "ingest", str(CAPTURES / "0012_up.txt"))
+    assert after.exit_code == 0, after.stderr
