@@ -305,6 +305,26 @@ def export(obj: Context, folder: Path) -> None:
     click.echo(result.summary())
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--env", default=None, help="env of this run (recorded in every event).")
+@click.option("--service", default=None, help="service of this run.")
+@click.option("--database", default=None, help="database of this run.")
+@click.option("--events", type=click.Path(path_type=Path), default=None, envvar="MIGRATE_LENS_EVENTS",
+              help="Events file to append to (default: migrate-lens-events.jsonl, or $MIGRATE_LENS_EVENTS).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_obj
+@_stage
+def wrap(obj: Context, env: str | None, service: str | None, database: str | None, events: Path | None,
+         command: tuple[str, ...]) -> None:
+    """Run migrate (after `--`), pass its output through and append migrate-lens/v1 events; exits as migrate did."""
+    from .wrap import wrap as run_wrap
+
+    result = run_wrap(list(command), events=events or Path("migrate-lens-events.jsonl"), env=env, service=service,
+                      database=database)
+    # A child killed by a signal exits like a shell reports it: 128 + the signal number.
+    sys.exit(result.exit_code if result.exit_code >= 0 else 128 - result.exit_code)
+
+
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
 @_format_option
