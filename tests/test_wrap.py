@@ -58,7 +58,7 @@ def test_output_passes_through_and_the_events_make_the_same_run(tmp_path, captur
     assert err == (CAPTURES / capture).read_bytes() and out == b""
 
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert [e["event"] for e in events][0] == "run_start" and events[-1]["event"] == "run_end"
+    assert events[0]["event"] == "run_start" and events[-1]["event"] == "run_end"
     assert events[0]["command"] == "up" and "Wr4pSecret" not in json.dumps(events)
     assert events[-1]["exit_code"] == _exit_code(capture)
 
