@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -260,6 +261,14 @@ def query(obj: Context, name_or_sql: str | None, params: tuple[str, ...], output
     _emit(frame, output_format, output)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _inert(text: str) -> str:
+    """Text from logs, safe for a terminal: control characters (ESC sequences included) shown, not obeyed."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def _emit(frame: Any, output_format: str, output: Path | None) -> None:
     """Write a query result as a table, CSV, JSON or Parquet, to stdout or a file."""
     from rich.console import Console
@@ -274,9 +283,9 @@ def _emit(frame: Any, output_format: str, output: Path | None) -> None:
     elif output_format == "json":
         text = frame.write_json() + "\n"
     else:
-        table = Table(*frame.columns, show_lines=False)
+        table = Table(*(_inert(c) for c in frame.columns), show_lines=False)
         for row in frame.iter_rows():
-            table.add_row(*("" if v is None else str(v) for v in row))
+            table.add_row(*("" if v is None else _inert(str(v)) for v in row))
         console = Console(width=max(80, min(250, 20 * len(frame.columns))), record=True, markup=False,
                           file=open(os.devnull, "w"))  # noqa: SIM115 - rendered to text below
         console.print(table)
