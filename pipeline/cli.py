@@ -314,6 +314,41 @@ def export(obj: Context, folder: Path) -> None:
     click.echo(result.summary())
 
 
+@main.command(name="lint")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "sarif"]), default="text",
+              show_default=True, help="text for people, json for scripts, SARIF for code-scanning UIs.")
+@click.option("--fail-on", default="error", show_default=True, metavar="LEVEL",
+              help="Exit 1 when an issue is at or above: error, warning, info, or never.")
+@click.option("--multi-statement", is_flag=True, help="The DSN sets x-multi-statement=true (files are not one transaction).")
+@click.option("--store", "service", default=None, metavar="SERVICE",
+              help="Also store the issues in the warehouse (--db) under this service, to join with history.")
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Write the report to this file.")
+@click.pass_obj
+@_stage
+def lint_command(obj: Context, folder: Path, output_format: str, fail_on: str, multi_statement: bool,
+                 service: str | None, output: Path | None) -> None:
+    """Lint a golang-migrate folder: missing downs, duplicates, non-idempotent DDL, CONCURRENTLY in a transaction."""
+    from . import lint as linting
+
+    result = linting.lint(folder, multi_statement=multi_statement)
+    text = {"text": linting.to_text, "json": linting.to_json, "sarif": linting.to_sarif}[output_format](result)
+    if output:
+        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        click.echo(result.summary())
+    else:
+        click.echo(text.rstrip("\n"))
+    if service:
+        con = obj.connect()
+        try:
+            linting.store(con, result, service)
+        finally:
+            con.close()
+    code = linting.exit_code(result, fail_on)
+    if code:
+        sys.exit(code)
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--env", default=None, help="env of this run (recorded in every event).")
 @click.option("--service", default=None, help="service of this run.")

@@ -150,6 +150,7 @@ class WeeklyContext:
     open_counts: dict[str, int] = field(default_factory=dict)
     silences: list[tuple[str, datetime, str, str]] = field(default_factory=list)  # matchers, until, comment, by
     silenced: list[tuple[str, str]] = field(default_factory=list)  # rule, what is held back
+    lint_bitten: list[dict[str, object]] = field(default_factory=list)  # lint flags that failed/dirty/rolled back
 
 
 @dataclass(frozen=True)
@@ -281,8 +282,11 @@ def build_context(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: date
                     "ORDER BY ends_at", [as_of, as_of]).fetchall()]
     silenced = [(rule, redact(summary)) for rule, summary in con.execute(
         "SELECT rule, summary FROM alerts WHERE status = 'silenced' ORDER BY rule, fingerprint").fetchall()]
+    from .query import run_query  # the named query `lint_vs_history` is the one definition of "lint that bit"
+
+    bitten = run_query(con, "lint_vs_history", {"as_of": as_of.isoformat()}).to_dicts()
     return WeeklyContext(week, prev, as_of, attention, headline, services, envs, versions, slowest, regressions,
-                         daily, readiness, sections, quality, reasons, open_counts, silences, silenced)
+                         daily, readiness, sections, quality, reasons, open_counts, silences, silenced, bitten)
 
 
 def _duration(ms: float | None) -> str:

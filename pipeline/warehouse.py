@@ -22,6 +22,7 @@ def sql_text(name: str) -> str:
 def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create every table and macro the pipeline needs; safe to run on an existing warehouse."""
     con.execute(sql_text("schema"))
+    con.execute(sql_text("lint"))
     con.execute(redact.macro_sql())
 
 
