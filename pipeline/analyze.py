@@ -22,7 +22,7 @@ FROM runs WHERE started_at <= $as_of
 """
 _EVENTS = """
 SELECT event_id, ts, run_id, env, service, database, seq, kind, version, direction, name, own_ms, error_class
-FROM migrate_events WHERE ts <= $as_of AND (kind IN ('applied', 'migration_failed') OR direction IS NOT NULL)
+FROM migrate_events WHERE ts <= $as_of AND (kind IN ('applied', 'migration_failed') OR direction = 'down')
 """
 
 

@@ -17,10 +17,11 @@ for as long as it lasts, not absorbed run by run.
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
+from collections import deque
 from datetime import datetime
 
-import numpy as np
 import polars as pl
 
 from .config import AnalyzeConfig
@@ -49,9 +50,9 @@ def with_scope(applied: pl.DataFrame, cfg: AnalyzeConfig) -> pl.DataFrame:
 
 def script_baselines(applied: pl.DataFrame, cfg: AnalyzeConfig, as_of: datetime) -> pl.DataFrame:
     """One row per scope: n, median, p95, MAD and last duration, and whether it is still learning."""
-    timed = applied.filter(pl.col("own_ms").is_not_null())
+    timed = applied.filter(pl.col("own_ms").is_not_null()).select([*SCOPE, "name", "own_ms", "ts", "database"])
     return (
-        timed.sort("ts")
+        timed.sort([*SCOPE, "ts"])
         .group_by(SCOPE)
         .agg(
             pl.col("name").last(),
@@ -111,20 +112,35 @@ def _is_outlier(value: float, n: int, median: float | None, q25: float | None, c
 
 
 def _rescore_without_outliers(scope: pl.DataFrame, cfg: AnalyzeConfig) -> pl.DataFrame:
-    """One scope, in time order, each application judged against the last `baseline_window` *normal* ones."""
-    kept: list[float] = []
+    """One scope, in time order, each application judged against the last `baseline_window` *normal* ones.
+
+    The window is kept sorted incrementally (insort / remove), so each step costs O(window), not a sort.
+    """
+    recent: deque[float] = deque()
+    ordered: list[float] = []
     n: list[int] = []
     median: list[float | None] = []
     q25: list[float | None] = []
     for value in scope["own_ms"].to_list():
-        window = np.asarray(kept[-cfg.baseline_window:])
-        n.append(len(window))
-        median.append(float(np.median(window)) if len(window) else None)
-        q25.append(float(np.quantile(window, 0.25)) if len(window) else None)
+        size = len(ordered)
+        n.append(size)
+        median.append(_linear_quantile(ordered, 0.5) if size else None)
+        q25.append(_linear_quantile(ordered, 0.25) if size else None)
         if not _is_outlier(value, n[-1], median[-1], q25[-1], cfg):
-            kept.append(value)
+            recent.append(value)
+            bisect.insort(ordered, value)
+            if len(recent) > cfg.baseline_window:
+                ordered.pop(bisect.bisect_left(ordered, recent.popleft()))
     return _flag(scope.with_columns(pl.Series("prior_n", n, pl.Int64), pl.Series("prior_median", median, pl.Float64),
                                     pl.Series("prior_q25", q25, pl.Float64)), cfg)
+
+
+def _linear_quantile(ordered: list[float], q: float) -> float:
+    """numpy's / polars' linear quantile of an already sorted list."""
+    pos = (len(ordered) - 1) * q
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 def score_applications(applied: pl.DataFrame, cfg: AnalyzeConfig) -> pl.DataFrame:
@@ -137,17 +153,18 @@ def score_applications(applied: pl.DataFrame, cfg: AnalyzeConfig) -> pl.DataFram
         .with_columns(
             pl.int_range(pl.len()).clip(upper_bound=window).over(SCOPE).alias("prior_n"),
             prior.rolling_median(window_size=window, min_samples=1).over(SCOPE).alias("prior_median"),
-            prior.rolling_quantile(0.25, window_size=window, min_samples=1).over(SCOPE).alias("prior_q25"),
+            prior.rolling_quantile(0.25, interpolation="linear", window_size=window, min_samples=1)
+            .over(SCOPE).alias("prior_q25"),
         ),
         cfg,
     )
     # Scopes with an outlier are scored again in order, outliers kept out of later baselines (few scopes).
     hit = scored.filter(pl.col("outlier")).select(SCOPE).unique()
     if hit.height:
-        affected = scored.join(hit, on=SCOPE, how="semi")
+        affected = scored.join(hit, on=SCOPE, how="semi", maintain_order="left")
         rescored = [_rescore_without_outliers(part, cfg) for part in affected.partition_by(SCOPE, maintain_order=True)]
-        scored = pl.concat([scored.join(hit, on=SCOPE, how="anti"), *rescored], how="vertical_relaxed").sort(
-            [*SCOPE, "ts", "event_id"])
+        scored = pl.concat([scored.join(hit, on=SCOPE, how="anti", maintain_order="left"), *rescored],
+                           how="vertical_relaxed").sort([*SCOPE, "ts", "event_id"])
     # Consecutive outliers of one scope form a streak: a streak of `shift_min` or more is one level shift.
     return scored.with_columns(
         (pl.col("outlier") & ~pl.col("outlier").shift(1, fill_value=False)).cum_sum().over(SCOPE).alias("streak_no"),

@@ -6,9 +6,11 @@ Each `_kind` function takes the frames of one analysis and returns rows of the `
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from itertools import pairwise
 
 import polars as pl
@@ -50,7 +52,7 @@ RUNBOOK = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class Frames:
     """Everything one analysis sees, cut at the clock."""
 
@@ -59,6 +61,26 @@ class Frames:
     scored: pl.DataFrame
     as_of: datetime
     cfg: AnalyzeConfig
+
+    @cached_property
+    def by_db(self) -> dict[tuple, list[dict]]:
+        """Runs per (env, service, database), in time order (built once, shared by the detectors)."""
+        return _by_db(self.runs)
+
+    @cached_property
+    def clean_runs(self) -> dict[tuple, tuple[list[datetime], list[dict]]]:
+        """Per database, its clean runs (success / no change without dirty evidence) and their start times."""
+        out: dict[tuple, tuple[list[datetime], list[dict]]] = {}
+        for key, runs in self.by_db.items():
+            clean = [r for r in runs if r["outcome"] in ("success", "no_change") and not _dirty_evidence(r)]
+            out[key] = ([r["started_at"] for r in clean], clean)
+        return out
+
+    def later_clean(self, row: dict) -> dict | None:
+        """The first clean run on the same database after `row`."""
+        times, clean = self.clean_runs.get(_db_key(row), ([], []))
+        i = bisect.bisect_right(times, row["started_at"])
+        return clean[i] if i < len(clean) else None
 
 
 def _id(*parts: object) -> str:
@@ -102,15 +124,6 @@ def _db_key(row: dict) -> tuple:
     return (row["env"], row["service"], row["database"])
 
 
-def _later_clean(runs_by_db: dict[tuple, list[dict]], row: dict) -> dict | None:
-    """The first clean run (success / no change) on the same database after `row`."""
-    for later in runs_by_db.get(_db_key(row), []):
-        if later["started_at"] > row["started_at"] and later["outcome"] in ("success", "no_change") \
-                and not _dirty_evidence(later):
-            return later
-    return None
-
-
 def _by_db(runs: pl.DataFrame) -> dict[tuple, list[dict]]:
     grouped: dict[tuple, list[dict]] = {}
     for row in runs.sort(["started_at", "run_id"]).iter_rows(named=True):
@@ -120,7 +133,6 @@ def _by_db(runs: pl.DataFrame) -> dict[tuple, list[dict]]:
 
 def run_findings(f: Frames) -> list[pl.DataFrame]:
     """failed_run, lock_timeout, interrupted_run: one per run, resolved by a later clean run on the database."""
-    by_db = _by_db(f.runs)
     specs = {
         "failed_run": ("failed", "critical", "warning"),
         "lock_timeout": ("locked", "warning", "warning"),
@@ -130,7 +142,7 @@ def run_findings(f: Frames) -> list[pl.DataFrame]:
     for kind, (outcome, prod_sev, other_sev) in specs.items():
         rows = []
         for run in f.runs.filter(pl.col("outcome") == outcome).sort("started_at").iter_rows(named=True):
-            clean = _later_clean(by_db, run)
+            clean = f.later_clean(run)
             version = run["dirty_version"] if run["dirty_version"] is not None else run["to_version"]
             where = f"{run['env']}/{run['service']}/{run['database']}"
             if kind == "failed_run":
@@ -165,7 +177,7 @@ def dirty_findings(f: Frames) -> list[pl.DataFrame]:
     clean run after dirty evidence means someone forced the version in between.
     """
     dirty_rows, forced_rows = [], []
-    for key, runs in _by_db(f.runs).items():
+    for key, runs in f.by_db.items():
         since: dict | None = None
         version = None
         for run in runs:
@@ -381,7 +393,7 @@ def idempotency_findings(f: Frames, forced: pl.DataFrame) -> list[pl.DataFrame]:
     exist (or are already gone); and versions applied again on a database without a down in between."""
     cfg = f.cfg
     lookback = timedelta(days=cfg.non_idempotent_lookback_days)
-    by_db = _by_db(f.runs)
+    by_db = f.by_db
     forced_at = {(r["env"], r["service"], r["database"]): r["ts"] for r in forced.iter_rows(named=True)}
     rows = []
     candidates = f.runs.filter((pl.col("outcome") == "failed")
@@ -406,8 +418,11 @@ def idempotency_findings(f: Frames, forced: pl.DataFrame) -> list[pl.DataFrame]:
     # and a re-run that must succeed is exactly what idempotent DDL is for.
     # Ephemeral databases (pooled envs: preview, CI) are created afresh and apply every script again: no force.
     pooled = [env for env in f.events["env"].unique().to_list() if pooled_env(env, cfg) != env]
-    steps = (f.events.filter((pl.col("kind") == "applied") & ~pl.col("env").is_in(pooled)).sort(["ts", "seq"])
-             .with_columns(pl.col("direction").shift(1).over(["env", "service", "database", "version"]).alias("prev_dir"))
+    key = ["env", "service", "database", "version"]
+    steps = (f.events.filter((pl.col("kind") == "applied") & ~pl.col("env").is_in(pooled))
+             .select([*key, "direction", "ts", "seq", "name"]).sort([*key, "ts", "seq"])
+             .with_columns(pl.when(pl.struct(key) == pl.struct(key).shift(1)).then(pl.col("direction").shift(1))
+                           .alias("prev_dir"))
              .filter((pl.col("direction") == "up") & (pl.col("prev_dir") == "up")))
     again = steps.group_by(["env", "service", "version"]).agg(
         pl.len().alias("times"), pl.col("database").n_unique().alias("databases"), pl.col("ts").min(),
