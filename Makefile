@@ -30,8 +30,9 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
 
 bench: $(STAMP)
-	$(PY) tests/bench_ingest.py
-	$(PY) tests/bench_analyze.py
+	$(PY) tests/bench_ingest.py --lines 2000000
+	$(PY) tests/bench_ingest.py --lines 200000 --rss-scale
+	$(PY) tests/bench_analyze.py --events 10000000
 
 sample-logs: $(STAMP)
 	$(PY) sample_logs/generate.py

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -653,6 +654,15 @@ def child_main(db: str, profile: bool) -> None:
     cpu = {"user": ru1.ru_utime - ru0.ru_utime, "sys": ru1.ru_stime - ru0.ru_stime,
            "minflt": ru1.ru_minflt - ru0.ru_minflt}
     hwm = _status_kb("VmHWM")
+    # The weekly review of the last complete week, rendered from the analysed warehouse.
+    from pipeline.report import report as render_report
+
+    out_dir = Path(db).parent / f"report-{os.getpid()}"
+    t_report = time.perf_counter()
+    review = render_report(con, config=Config(), as_of=as_of, out=out_dir)
+    report_wall = time.perf_counter() - t_report
+    report_kib = review.size_bytes / 1024
+    shutil.rmtree(out_dir, ignore_errors=True)
     counts = con.execute("SELECT kind, status, count(*) FROM findings GROUP BY ALL ORDER BY ALL").fetchall()
     readiness = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE ready) FROM rollback_readiness").fetchall()[0]
@@ -660,6 +670,7 @@ def child_main(db: str, profile: bool) -> None:
     out = {"wall": wall, "hwm_kb": hwm, "rss0_kb": rss0, "as_of": str(as_of), "summary": result.summary(),
            "baselines": result.baselines, "learning": result.learning, "findings": result.findings,
            "counts": counts, "readiness": list(readiness), "steps": steps, "cpu": cpu, "loadavg": loadavg,
+           "report_wall": report_wall, "report_kib": report_kib,
            **data}
     if prof:
         import io
@@ -768,6 +779,9 @@ def report(n: int, meta: dict, res: dict, prof: dict | None) -> None:
     print(f"issue target, analyze <= 20 s for >= 10 M events on this machine: {verdict} "
           "(reported, not asserted)")
     print(f"result: {res['summary']}")
+    if "report_wall" in res:
+        print(f"report: the weekly review of the last complete week rendered in {res['report_wall']:.2f} s "
+              f"({res['report_kib']:.0f} KiB)")
     by_kind: dict[str, dict[str, int]] = {}
     for kind, status, c in res["counts"]:
         by_kind.setdefault(kind, {})[status] = c

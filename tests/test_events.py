@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import datetime
 
 import pytest
 
@@ -123,3 +124,19 @@ def test_sql_body_lines_that_look_like_migrate_lines_stay_in_the_error(tmp_path,
          (details: pq: syntax error at or near "no")
     """)
     assert [e[0] for e in _events(warehouse, stream)] == ["migration_failed"]
+
+
+def test_verbose_local_time_prefix_is_converted_and_an_envelope_time_wins(tmp_path, warehouse, load):
+    from pipeline.config import Config, IngestConfig
+
+    bare = tmp_path / "berlin.log"
+    bare.write_text("2026/11/10 11:00:00 Start buffering 3/u c\n", encoding="utf-8")
+    load(bare, config=Config(ingest=IngestConfig(verbose_timezone="Europe/Berlin")))
+    assert rows(warehouse, "SELECT ts, ts_origin FROM log_lines WHERE source_uri LIKE '%berlin.log'") == [
+        (datetime(2026, 11, 10, 10, 0), "verbose")]
+    docker = tmp_path / "c-json.log"
+    docker.write_text('{"log":"2026/11/10 11:00:00 Start buffering 3/u c\\n","stream":"stderr",'
+                      '"time":"2026-11-10T10:00:00.250000000Z"}\n', encoding="utf-8")
+    load(docker, config=Config(ingest=IngestConfig(verbose_timezone="Europe/Berlin")))
+    assert rows(warehouse, "SELECT ts, ts_origin FROM log_lines WHERE source_uri LIKE '%c-json.log'") == [
+        (datetime(2026, 11, 10, 10, 0, 0, 250000), "envelope")]
