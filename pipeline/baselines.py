@@ -150,6 +150,7 @@ def score_applications(applied: pl.DataFrame, cfg: AnalyzeConfig) -> pl.DataFram
     scored = _flag(
         applied.filter(pl.col("own_ms").is_not_null())
         .sort([*SCOPE, "ts", "event_id"])
+        .with_row_index("_row")
         .with_columns(
             pl.int_range(pl.len()).clip(upper_bound=window).over(SCOPE).alias("prior_n"),
             prior.rolling_median(window_size=window, min_samples=1).over(SCOPE).alias("prior_median"),
@@ -163,10 +164,11 @@ def score_applications(applied: pl.DataFrame, cfg: AnalyzeConfig) -> pl.DataFram
     if hit.height:
         affected = scored.join(hit, on=SCOPE, how="semi", maintain_order="left")
         rescored = [_rescore_without_outliers(part, cfg) for part in affected.partition_by(SCOPE, maintain_order=True)]
+        # Back into the sorted order by row number: one integer sort, not the multi-column one again.
         scored = pl.concat([scored.join(hit, on=SCOPE, how="anti", maintain_order="left"), *rescored],
-                           how="vertical_relaxed").sort([*SCOPE, "ts", "event_id"])
+                           how="vertical_relaxed").sort("_row")
     # Consecutive outliers of one scope form a streak: a streak of `shift_min` or more is one level shift.
-    return scored.with_columns(
+    return scored.drop("_row").with_columns(
         (pl.col("outlier") & ~pl.col("outlier").shift(1, fill_value=False)).cum_sum().over(SCOPE).alias("streak_no"),
     ).with_columns(
         pl.when(pl.col("outlier")).then(pl.col("streak_no")).otherwise(None).alias("streak"),

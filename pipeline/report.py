@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import jinja2
 
+from .baselines import pooled_env
 from .config import Config
 from .errors import ConfigError, WarehouseError
 from .redact import redact
@@ -23,6 +24,8 @@ from .warehouse import execute, sql_text
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "reports"
 FAILURES = ("failed", "dirty", "locked", "error", "interrupted")
+# The page aggregates; past this many rows a list is cut (the rest is one named query away).
+MAX_ROWS = 40
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 
 
@@ -235,17 +238,20 @@ def build_context(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: date
     headline = [Metric(k, label, now[k], before[k], unit, worse) for k, label, unit, worse in _METRICS]
     in_week = "(ts >= ? AND ts < ?)"
     attention = _findings(con, "status = 'open' AND (severity = 'critical' OR kind IN ('dirty_open', 'failed_run'))"
-                               " AND ts <= ?", [as_of])
+                               " AND ts <= ?", [as_of])[:MAX_ROWS]
+    # Ephemeral envs (preview-*, ci-*) appear under their pooled name: thousands of them would drown the page.
     outcomes: dict[tuple[str, str], dict[str, int]] = {}
     for r in _rows(con, "outcomes", {"start": week.start, "end": week.end}):
-        outcomes.setdefault((r["env"], r["service"]), {})[r["outcome"]] = r["runs"]
+        per = outcomes.setdefault((pooled_env(r["env"], config.analyze), r["service"]), {})
+        per[r["outcome"]] = per.get(r["outcome"], 0) + r["runs"]
     order = {e: i for i, e in enumerate(config.analyze.env_order)}
     services = [ServiceRow(env, svc, sum(o.values()), tuple(sorted(o.items())), sum(o.get(x, 0) for x in FAILURES))
-                for (env, svc), o in sorted(outcomes.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0]))]
+                for (env, svc), o in sorted(outcomes.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0]))
+                ][:MAX_ROWS]
     seen: dict[str, dict[str, list[int]]] = {}
     for r in _rows(con, "versions", {"as_of": as_of}):
         if r["version"] is not None:
-            seen.setdefault(r["service"], {}).setdefault(r["env"], []).append(r["version"])
+            seen.setdefault(r["service"], {}).setdefault(pooled_env(r["env"], config.analyze), []).append(r["version"])
     envs = sorted({e for per in seen.values() for e in per}, key=lambda e: (order.get(e, 99), e))
     versions = [VersionRow(svc, tuple(_version_cell(per.get(e, [])) for e in envs),
                            len({max(v) for v in per.values()}) > 1) for svc, per in sorted(seen.items())]
@@ -267,11 +273,11 @@ def build_context(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: date
                               if r["last_down_at"] else "—")
                  for r in _rows(con, "readiness_gaps", {"limit": 30})]
     sections = {kind: _findings(con, f"kind = ? AND (status = 'open' OR {in_week}) AND ts <= ?",
-                                [kind, week.start, week.end, as_of])
+                                [kind, week.start, week.end, as_of])[:MAX_ROWS]
                 for kind in ("promotion_skipped", "forced_recovery", "non_idempotent", "interrupted_run",
                              "prod_rollback", "missing_down", "lock_timeout", "failure_spike")}
     regressions = _findings(con, f"kind = 'duration_outlier' AND (status = 'open' OR {in_week}) AND ts <= ?",
-                            [week.start, week.end, as_of])
+                            [week.start, week.end, as_of])[:MAX_ROWS]
     quality = _rows(con, "quality", {})[0]
     reasons = [(r["reason"], r["records"]) for r in _rows(con, "reject_reasons", {})]
     open_counts = dict(con.execute("SELECT severity, count(*) FROM findings WHERE status = 'open' GROUP BY 1")
