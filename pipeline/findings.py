@@ -87,9 +87,10 @@ def _id(*parts: object) -> str:
     return hashlib.md5("\x1f".join("" if p is None else str(p) for p in parts).encode()).hexdigest()[:16]
 
 
-def _seconds(ms: float | None) -> str:
+def human_duration(ms: float | None, missing: str = "?") -> str:
+    """A duration in ms as a person reads it: `523 ms`, `2.1 s`, `1.1 min` (findings, report and e-mail)."""
     if ms is None:
-        return "?"
+        return missing
     if ms >= 60_000:
         return f"{ms / 60_000:.1f} min"
     if ms >= 1000:
@@ -260,11 +261,11 @@ def outlier_findings(f: Frames) -> list[pl.DataFrame]:
         later_normal = s["recovered_at"]
         shift = s["count"] >= f.cfg.shift_min
         if shift:
-            text = (f"{where} {script}: level shift, {_seconds(s['observed'])} (median of {s['count']} runs on "
+            text = (f"{where} {script}: level shift, {human_duration(s['observed'])} (median of {s['count']} runs on "
                     f"{s['databases']} database{'s' if s['databases'] != 1 else ''} since {s['first_ts']:%Y-%m-%d}) vs "
-                    f"{_seconds(s['expected'])} before, {ratio:.0f}x, robust z {s['score']:.0f}")
+                    f"{human_duration(s['expected'])} before, {ratio:.0f}x, robust z {s['score']:.0f}")
         else:
-            text = (f"{where}/{s['database']} {script}: {_seconds(s['observed'])} vs median {_seconds(s['expected'])} "
+            text = (f"{where}/{s['database']} {script}: {human_duration(s['observed'])} vs median {human_duration(s['expected'])} "
                     f"of earlier runs, {ratio:.0f}x, robust z {s['score']:.0f}")
         rows.append({
             "severity": "critical" if critical else "warning", "env": real_env, "service": s["service"],

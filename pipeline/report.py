@@ -19,6 +19,7 @@ import jinja2
 from .baselines import pooled_env
 from .config import Config
 from .errors import ConfigError, WarehouseError
+from .findings import human_duration
 from .redact import redact
 from .warehouse import execute, sql_text
 
@@ -296,13 +297,7 @@ def build_context(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: date
 
 
 def _duration(ms: float | None) -> str:
-    if ms is None:
-        return "—"
-    if ms >= 60_000:
-        return f"{ms / 60_000:.1f} min"
-    if ms >= 1000:
-        return f"{ms / 1000:.1f} s"
-    return f"{ms:.0f} ms"
+    return human_duration(ms, missing="—")
 
 
 def _metric(value: float | None, unit: str) -> str:
