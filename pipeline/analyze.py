@@ -66,8 +66,8 @@ def analyze(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: datetime) 
     except duckdb.Error as e:
         raise WarehouseError(f"reading runs and events failed: {str(e).splitlines()[0]} (run ingest first)") from e
     applied = baselines.with_scope(events.filter(pl.col("kind") == "applied"), cfg)
-    table = baselines.script_baselines(applied, cfg, as_of)
     scored = baselines.score_applications(applied, cfg)
+    table = baselines.script_baselines(scored, cfg, as_of)
     found, readiness = findings.detect(findings.Frames(runs, events, scored, as_of, cfg))
     con.execute("BEGIN TRANSACTION")
     try:

@@ -48,12 +48,15 @@ def with_scope(applied: pl.DataFrame, cfg: AnalyzeConfig) -> pl.DataFrame:
     return applied.with_columns(pl.col("env").replace_strict(mapping, default=pl.col("env")))
 
 
-def script_baselines(applied: pl.DataFrame, cfg: AnalyzeConfig, as_of: datetime) -> pl.DataFrame:
-    """One row per scope: n, median, p95, MAD and last duration, and whether it is still learning."""
-    timed = applied.filter(pl.col("own_ms").is_not_null()).select([*SCOPE, "name", "own_ms", "ts", "database"])
+def script_baselines(scored: pl.DataFrame, cfg: AnalyzeConfig, as_of: datetime) -> pl.DataFrame:
+    """One row per scope: n, median, p95, MAD and last duration, and whether it is still learning.
+
+    Takes `score_applications`' output: timed applications already in (scope, time) order, which group_by
+    keeps within each group, so first/last need no sort of their own.
+    """
     return (
-        timed.sort([*SCOPE, "ts"])
-        .group_by(SCOPE)
+        scored.select([*SCOPE, "name", "own_ms", "ts", "database"])
+        .group_by(SCOPE, maintain_order=True)
         .agg(
             pl.col("name").last(),
             pl.len().cast(pl.Int32).alias("n"),

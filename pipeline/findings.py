@@ -64,8 +64,15 @@ class Frames:
 
     @cached_property
     def by_db(self) -> dict[tuple, list[dict]]:
-        """Runs per (env, service, database), in time order (built once, shared by the detectors)."""
-        return _by_db(self.runs)
+        """Runs per (env, service, database), in time order (built once, shared by the detectors), for the
+        databases that ever had trouble (a run that was not clean): every detector that walks a database's
+        history starts from such a run, and a healthy fleet's other databases need no Python pass."""
+        keys = ["env", "service", "database"]
+        trouble = self.runs.filter(
+            ~pl.col("outcome").is_in(["success", "no_change"]) | pl.col("left_dirty")
+            | pl.col("dirty_version").is_not_null()
+        ).select(keys).unique()
+        return _by_db(self.runs.join(trouble, on=keys, how="semi"))
 
     @cached_property
     def clean_runs(self) -> dict[tuple, tuple[list[datetime], list[dict]]]:
