@@ -135,6 +135,7 @@ def test_hostile_text_from_logs_is_inert(tmp_path):
     log.parent.mkdir(parents=True)
     lines = [
         '1/u <script>alert(1)</script> (2.5ms)',
+        "2/u " + "very_long_name_" * 700 + " (3.5ms)",
         ('error: migration failed: syntax error at or near "<img src=x onerror=alert(2)>" in line 1: '
          "CREATE TABLE t (</td></table><script>alert(3)</script>"),
         ' (details: pq: syntax error at or near "<img src=x onerror=alert(2)>")',
@@ -148,6 +149,7 @@ def test_hostile_text_from_logs_is_inert(tmp_path):
     html = report(con, config=Config(), as_of=AS_OF, out=tmp_path / "out").path.read_text(encoding="utf-8")
     con.close()
     assert "<script" not in html and "<img" not in html
+    assert "very_long_name_" * 700 in html and len(html) < 200_000  # shown whole once, the page stays small
     assert "&lt;img src=x onerror=alert(2)&gt;" in html or "&#34;&lt;img" in html
 
 
