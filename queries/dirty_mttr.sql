@@ -10,36 +10,11 @@ WITH clock AS (
     SELECT CAST($as_of AS TIMESTAMP) AS as_of,
            CAST($as_of AS TIMESTAMP) - to_days(CAST($days AS INTEGER)) AS since
 ),
-r AS (
-    SELECT runs.*,
-           left_dirty OR outcome = 'dirty' OR dirty_version IS NOT NULL AS evidence
-    FROM runs, clock
-    WHERE started_at <= clock.as_of
-),
-marked AS (
-    SELECT *,
-           NOT evidence AND outcome IN ('success', 'no_change') AS clean,
-           count(*) FILTER (WHERE NOT evidence AND outcome IN ('success', 'no_change'))
-               OVER (PARTITION BY env, service, database ORDER BY started_at, run_id
-                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS episode
-    FROM r
-),
-episodes AS (
-    SELECT env, service, database, episode,
-           arg_min(coalesce(ended_at, started_at), started_at) AS dirty_since
-    FROM marked
-    WHERE evidence
-    GROUP BY env, service, database, episode
-),
 timed AS (
-    SELECT e.env, e.service, e.database, e.dirty_since, c.started_at AS recovered_at,
-           date_diff('second', e.dirty_since, coalesce(c.started_at, clock.as_of)) / 3600.0 AS hours
-    FROM episodes e
-    CROSS JOIN clock
-    LEFT JOIN marked c
-      ON c.clean AND c.env = e.env AND c.service = e.service AND c.database = e.database
-     AND c.episode = e.episode + 1
-    WHERE e.env GLOB $env AND coalesce(c.started_at, clock.as_of) > clock.since
+    SELECT e.env, e.service, e.database, e.dirty_since, e.recovered_at,
+           date_diff('second', e.dirty_since, coalesce(e.recovered_at, clock.as_of)) / 3600.0 AS hours
+    FROM clock, dirty_episodes(clock.as_of) e
+    WHERE e.env GLOB $env AND coalesce(e.recovered_at, clock.as_of) > clock.since
 )
 SELECT env, service,
        count(*) FILTER (WHERE recovered_at IS NOT NULL) AS recovered,

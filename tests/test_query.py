@@ -128,3 +128,14 @@ def test_parquet_export_reads_back_with_the_same_counts(demo_db, tmp_path):
                           "WHERE env = 'prod'").fetchall()[0][0]
     assert prod == con.execute("SELECT count(*) FROM runs WHERE env = 'prod'").fetchall()[0][0]
     con.close()
+
+
+def test_dirty_episode_queries_agree_with_the_findings(demo_db):
+    now = json.loads(_q(demo_db, "dirty_now", "--format", "json").stdout)
+    assert [(r["env"], r["service"], r["database"], r["dirty_version"]) for r in now] == [
+        ("prod", "billing", "tenant_007", 23)]
+    forced = json.loads(_q(demo_db, "forced_recoveries", "--format", "json").stdout)
+    con = duckdb.connect(str(demo_db), read_only=True)
+    inferred = con.execute("SELECT count(*) FROM findings WHERE kind = 'forced_recovery'").fetchall()[0][0]
+    con.close()
+    assert len(forced) == inferred > 0

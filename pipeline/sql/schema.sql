@@ -212,3 +212,40 @@ CREATE TABLE IF NOT EXISTS silences (
     comment     VARCHAR NOT NULL,
     created_by  VARCHAR NOT NULL
 );
+
+-- dirty_episodes(as_of): every dirty episode of a database up to the clock, for the named queries.
+-- An episode starts at the first run with dirty evidence (it left the database dirty, migrate refused with
+-- `Dirty database version N`, or `version` printed `N (dirty)`) and ends at the next clean run (success or no
+-- change with no dirty evidence): the rule of the `dirty_open` finding, computed from `runs` for any clock.
+-- recovered_* describe that clean run; NULL while the episode is still open.
+CREATE OR REPLACE MACRO dirty_episodes(as_of) AS TABLE
+WITH r AS (
+    SELECT runs.*, left_dirty OR outcome = 'dirty' OR dirty_version IS NOT NULL AS evidence
+    FROM runs WHERE started_at <= as_of
+), marked AS (
+    SELECT *,
+        NOT evidence AND outcome IN ('success', 'no_change') AS clean,
+        -- clean runs so far: every run of one episode shares the count of the clean runs before it
+        count(*) FILTER (WHERE NOT evidence AND outcome IN ('success', 'no_change'))
+            OVER (PARTITION BY env, service, database ORDER BY started_at, run_id
+                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS episode
+    FROM r
+), episodes AS (
+    SELECT env, service, database, episode,
+        arg_min(coalesce(ended_at, started_at), started_at) AS dirty_since,
+        arg_min(run_id, started_at) AS cause_run_id,
+        arg_min(outcome, started_at) AS cause_outcome,
+        arg_min(error_class, started_at) AS cause_error_class,
+        arg_min(split_part(error_text, chr(10), 1), started_at) AS cause_error,
+        arg_max(dirty_version, started_at) FILTER (WHERE dirty_version IS NOT NULL) AS dirty_version,
+        count(*) AS dirty_runs,
+        max(started_at) AS last_dirty_run_at
+    FROM marked WHERE evidence
+    GROUP BY env, service, database, episode
+)
+SELECT e.*, c.started_at AS recovered_at, c.run_id AS recovered_run_id, c.outcome AS recovered_outcome,
+       c.applied AS recovered_applied, c.to_version AS recovered_to_version,
+       c.command = 'force' AND c.command_known AS force_recorded
+FROM episodes e
+LEFT JOIN marked c
+  ON c.clean AND c.env = e.env AND c.service = e.service AND c.database = e.database AND c.episode = e.episode + 1;
