@@ -150,29 +150,31 @@ def score_applications(applied: pl.DataFrame, cfg: AnalyzeConfig) -> pl.DataFram
     """Every timed application with its prior baseline (median, spread, n), robust z, ratio and outlier flag."""
     window = cfg.baseline_window
     prior = pl.col("own_ms").shift(1)
+    ordered = applied.filter(pl.col("own_ms").is_not_null()).sort([*SCOPE, "ts", "event_id"]).with_row_index("_row")
+    # Rows are sorted by scope, so a scope is a run of equal keys: number them once and window over that
+    # integer instead of hashing four string columns for every window below.
+    changed = pl.any_horizontal([pl.col(c).ne_missing(pl.col(c).shift(1)) for c in SCOPE])
+    ordered = ordered.with_columns(changed.fill_null(True).cum_sum().alias("_scope"))
     scored = _flag(
-        applied.filter(pl.col("own_ms").is_not_null())
-        .sort([*SCOPE, "ts", "event_id"])
-        .with_row_index("_row")
-        .with_columns(
-            pl.int_range(pl.len()).clip(upper_bound=window).over(SCOPE).alias("prior_n"),
-            prior.rolling_median(window_size=window, min_samples=1).over(SCOPE).alias("prior_median"),
+        ordered.with_columns(
+            pl.int_range(pl.len()).clip(upper_bound=window).over("_scope").alias("prior_n"),
+            prior.rolling_median(window_size=window, min_samples=1).over("_scope").alias("prior_median"),
             prior.rolling_quantile(0.25, interpolation="linear", window_size=window, min_samples=1)
-            .over(SCOPE).alias("prior_q25"),
+            .over("_scope").alias("prior_q25"),
         ),
         cfg,
     )
     # Scopes with an outlier are scored again in order, outliers kept out of later baselines (few scopes).
-    hit = scored.filter(pl.col("outlier")).select(SCOPE).unique()
+    hit = scored.filter(pl.col("outlier")).select("_scope").unique()
     if hit.height:
-        affected = scored.join(hit, on=SCOPE, how="semi", maintain_order="left")
-        rescored = [_rescore_without_outliers(part, cfg) for part in affected.partition_by(SCOPE, maintain_order=True)]
+        affected = scored.join(hit, on="_scope", how="semi", maintain_order="left")
+        rescored = [_rescore_without_outliers(part, cfg) for part in affected.partition_by("_scope", maintain_order=True)]
         # Back into the sorted order by row number: one integer sort, not the multi-column one again.
-        scored = pl.concat([scored.join(hit, on=SCOPE, how="anti", maintain_order="left"), *rescored],
+        scored = pl.concat([scored.join(hit, on="_scope", how="anti", maintain_order="left"), *rescored],
                            how="vertical_relaxed").sort("_row")
     # Consecutive outliers of one scope form a streak: a streak of `shift_min` or more is one level shift.
-    return scored.drop("_row").with_columns(
-        (pl.col("outlier") & ~pl.col("outlier").shift(1, fill_value=False)).cum_sum().over(SCOPE).alias("streak_no"),
+    return scored.with_columns(
+        (pl.col("outlier") & ~pl.col("outlier").shift(1, fill_value=False)).cum_sum().over("_scope").alias("streak_no"),
     ).with_columns(
         pl.when(pl.col("outlier")).then(pl.col("streak_no")).otherwise(None).alias("streak"),
-    )
+    ).drop("_row", "_scope")
