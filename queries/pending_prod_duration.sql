@@ -51,30 +51,10 @@ fleet_ratio AS (
     SELECT median(ratio) AS ratio FROM ratios
 ),
 -- the current version of each target database
-r AS (
-    SELECT runs.*
-    FROM runs, clock
-    WHERE started_at <= clock.as_of AND env = $target
-),
-known AS (
-    SELECT DISTINCT e.service, e.version
-    FROM migrate_events e, clock
-    WHERE e.kind IN ('applied', 'version', 'dirty') AND e.version IS NOT NULL AND e.ts <= clock.as_of
-),
-last_step AS (
-    SELECT e.run_id, arg_max(e.direction, e.seq) AS direction, arg_max(e.version, e.seq) AS version
-    FROM migrate_events e, clock
-    WHERE e.kind = 'applied' AND e.ts <= clock.as_of
-    GROUP BY e.run_id
-),
-target_db AS (
-    SELECT r.service, r.database,
-           CASE WHEN s.direction = 'down'
-                    THEN (SELECT max(k.version) FROM known k WHERE k.service = r.service AND k.version < s.version)
-                ELSE coalesce(r.dirty_version, r.version_seen) END AS version
-    FROM r LEFT JOIN last_step s USING (run_id)
-    WHERE s.direction = 'down' OR r.dirty_version IS NOT NULL OR r.version_seen IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY r.service, r.database ORDER BY r.started_at DESC, r.run_id DESC) = 1
+target_db AS (   -- the target env's databases that show a version (see `database_versions`)
+    SELECT v.service, v.database, v.version
+    FROM clock, database_versions(clock.as_of) v
+    WHERE v.env = $target AND v.known_at IS NOT NULL
 ),
 pending AS (
     SELECT s.*,

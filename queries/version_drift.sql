@@ -10,48 +10,20 @@
 WITH clock AS (
     SELECT CAST($as_of AS TIMESTAMP) AS as_of
 ),
-r AS (
-    SELECT runs.*,
-           left_dirty OR outcome = 'dirty' OR dirty_version IS NOT NULL AS evidence
-    FROM runs, clock
-    WHERE started_at <= clock.as_of AND service GLOB $service
-),
 known AS (
-    SELECT DISTINCT e.service, e.version
-    FROM migrate_events e, clock
-    WHERE e.kind IN ('applied', 'version', 'dirty') AND e.version IS NOT NULL AND e.ts <= clock.as_of
+    SELECT k.* FROM clock, known_versions(clock.as_of) k
 ),
-last_step AS (
-    SELECT e.run_id, arg_max(e.direction, e.seq) AS direction, arg_max(e.version, e.seq) AS version
-    FROM migrate_events e, clock
-    WHERE e.kind = 'applied' AND e.ts <= clock.as_of
-    GROUP BY e.run_id
-),
-shown AS (
-    SELECT r.env, r.service, r.database,
-           CASE WHEN s.direction = 'down'
-                    THEN (SELECT max(k.version) FROM known k WHERE k.service = r.service AND k.version < s.version)
-                ELSE coalesce(r.dirty_version, r.version_seen) END AS version
-    FROM r LEFT JOIN last_step s USING (run_id)
-    WHERE s.direction = 'down' OR r.dirty_version IS NOT NULL OR r.version_seen IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY r.env, r.service, r.database ORDER BY r.started_at DESC, r.run_id DESC) = 1
-),
-state AS (
-    SELECT env, service, database, evidence AS dirty
-    FROM r
-    WHERE evidence OR outcome IN ('success', 'no_change')
-    QUALIFY row_number() OVER (PARTITION BY env, service, database ORDER BY started_at DESC, run_id DESC) = 1
+dbs AS (
+    SELECT v.* FROM clock, database_versions(clock.as_of) v WHERE v.service GLOB $service
 ),
 per_env AS (
     SELECT d.service, d.env,
            list_position(string_split($env_order, ','), d.env) AS pos,
            count(*) AS databases,
-           min(v.version) AS min_version,
-           max(v.version) AS max_version,
-           count(*) FILTER (WHERE st.dirty) AS dirty_databases
-    FROM (SELECT DISTINCT env, service, database FROM r) d
-    LEFT JOIN shown v USING (env, service, database)
-    LEFT JOIN state st USING (env, service, database)
+           min(d.version) AS min_version,
+           max(d.version) AS max_version,
+           count(*) FILTER (WHERE d.dirty) AS dirty_databases
+    FROM dbs d
     GROUP BY d.service, d.env
 ),
 ranked AS (

@@ -81,8 +81,8 @@ def test_a_second_writer_on_the_same_warehouse_refuses_clearly(tmp_path):
 
     db = tmp_path / "w.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; con = duckdb.connect({str(db)!r}); print('ready', flush=True); "
-                               "time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", (f"import duckdb, time; con = duckdb.connect({str(db)!r}); print('ready', flush=True); "
+                                "time.sleep(30)")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         result = _invoke(tmp_path, "ingest", str(CAPTURES / "0012_up.txt"))

@@ -249,3 +249,45 @@ SELECT e.*, c.started_at AS recovered_at, c.run_id AS recovered_run_id, c.outcom
 FROM episodes e
 LEFT JOIN marked c
   ON c.clean AND c.env = e.env AND c.service = e.service AND c.database = e.database AND c.episode = e.episode + 1;
+
+-- known_versions(as_of): every version a service is known to have by the clock, in any env (applied, printed
+-- by `version`, or dirty; not the one a `missing_file` error asked for).
+CREATE OR REPLACE MACRO known_versions(as_of) AS TABLE
+SELECT DISTINCT service, version FROM migrate_events
+WHERE kind IN ('applied', 'version', 'dirty') AND version IS NOT NULL AND ts <= as_of;
+
+-- database_versions(as_of): every database with a run by the clock, the version its last showing run left it
+-- at, how that is known, and whether it is dirty (the `dirty_open` rule). migrate prints no version after a
+-- `down`, so there the version is the known one below the last step down (NULL: none applied, or not in the
+-- logs); runs.to_version is NULL there and later no-change runs carry the pre-down version forward.
+CREATE OR REPLACE MACRO database_versions(as_of) AS TABLE
+WITH r AS (
+    SELECT runs.*, left_dirty OR outcome = 'dirty' OR dirty_version IS NOT NULL AS evidence
+    FROM runs WHERE started_at <= as_of
+), last_step AS (   -- the last script step of each run
+    SELECT run_id, arg_max(direction, seq) AS direction, arg_max(version, seq) AS version
+    FROM migrate_events WHERE kind = 'applied' AND ts <= as_of
+    GROUP BY run_id
+), shown AS (   -- the last run that shows the version
+    SELECT r.env, r.service, r.database, r.started_at AS known_at,
+        CASE WHEN s.direction = 'down'
+                 THEN (SELECT max(k.version) FROM known_versions(as_of) k
+                       WHERE k.service = r.service AND k.version < s.version)
+             ELSE coalesce(r.dirty_version, r.version_seen) END AS version,
+        CASE WHEN s.direction = 'down' THEN 'below the last down step (' || s.version || ')'
+             WHEN r.dirty_version IS NOT NULL THEN 'dirty version'
+             WHEN r.command = 'version' THEN 'printed by migrate version'
+             ELSE 'last step applied' END AS known_from
+    FROM r LEFT JOIN last_step s USING (run_id)
+    WHERE s.direction = 'down' OR r.dirty_version IS NOT NULL OR r.version_seen IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY r.env, r.service, r.database
+                               ORDER BY r.started_at DESC, r.run_id DESC) = 1
+), state AS (   -- the last run that tells dirty or clean
+    SELECT env, service, database, evidence AS dirty
+    FROM r WHERE evidence OR outcome IN ('success', 'no_change')
+    QUALIFY row_number() OVER (PARTITION BY env, service, database ORDER BY started_at DESC, run_id DESC) = 1
+)
+SELECT d.env, d.service, d.database, v.version, v.known_from, v.known_at, st.dirty
+FROM (SELECT DISTINCT env, service, database FROM r) d
+LEFT JOIN shown v USING (env, service, database)
+LEFT JOIN state st USING (env, service, database);
