@@ -1,4 +1,9 @@
-"""The `migrate-lens` command: opens the warehouse, calls one stage, prints one line."""
+"""The `migrate-lens` command: a thin layer over `pipeline.api.Lens` that parses options and prints one summary.
+
+Errors are translated once, in `_stage`: a `LensError` becomes one `Error: …` line on stderr and its exit
+code (1, or 2 for usage); `--debug` shows the traceback instead. The options every command shares are
+accepted before the command and after it (`migrate-lens ingest logs/ --db w.duckdb`).
+"""
 
 from __future__ import annotations
 
@@ -13,29 +18,13 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .config import Config, load_config
-from .envelopes import ENVELOPES
-from .errors import LensError
+from pipeline import __version__
+from pipeline.api import (DEFAULT_DB, DEFAULT_OUT, Lens, fail_on_unread, lint, lint_exit_code, load_config,
+                          named_queries, render_lint, wrap)
+from pipeline.core.errors import LensError, QueryError
+from pipeline.core.vocabulary import ENVELOPES, SEVERITIES
 
-DEFAULT_DB = "migrate-lens.duckdb"
-
-
-class Context:
-    """What every command needs: the options common to all of them."""
-
-    def __init__(self, db: str, config: Config, out: Path, as_of: datetime, debug: bool, progress: bool):
-        self.db = db
-        self.config = config
-        self.out = out
-        self.as_of = as_of
-        self.debug = debug
-        self.progress = progress
-
-    def connect(self, *, read_only: bool = False):
-        from .warehouse import connect
-
-        return connect(self.db, read_only=read_only, settings=self.config.warehouse)
+_COMMON = "migrate_lens_common"
 
 
 def _parse_as_of(value: str | None) -> datetime:
@@ -50,18 +39,53 @@ def _parse_as_of(value: str | None) -> datetime:
     return parsed
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Keep a common option given on the group or on the command; the command's own wins."""
+    if value is not None and value is not False:
+        ctx.find_root().meta.setdefault(_COMMON, {})[param.name] = value
+    return value
+
+
+def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--db", default=None, expose_value=False, callback=_remember,
+                     help=f"The DuckDB warehouse file (default {DEFAULT_DB}, or $MIGRATE_LENS_DB)."),
+        click.option("--config", default=None, type=click.Path(path_type=Path), expose_value=False,
+                     callback=_remember, help="TOML config file."),
+        click.option("--out", default=None, type=click.Path(path_type=Path), expose_value=False, callback=_remember,
+                     help=f"Where reports and the outbox go (default {DEFAULT_OUT})."),
+        click.option("--as-of", "as_of", default=None, expose_value=False, callback=_remember,
+                     help="The analysis clock (ISO timestamp, UTC); default now."),
+        click.option("--debug", is_flag=True, default=False, expose_value=False, callback=_remember,
+                     help="Show tracebacks."),
+        click.option("--no-progress", "no_progress", is_flag=True, default=False, expose_value=False,
+                     callback=_remember, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _lens() -> Lens:
+    common = click.get_current_context().find_root().meta.get(_COMMON, {})
+    config = load_config(common.get("config"))
+    progress = not common.get("no_progress") and sys.stderr.isatty() and not os.environ.get("CI")
+    return Lens(common.get("db") or os.environ.get("MIGRATE_LENS_DB") or DEFAULT_DB, config=config,
+                out=common.get("out") or DEFAULT_OUT, as_of=_parse_as_of(common.get("as_of")), progress=progress)
+
+
 def _stage(func: Callable[..., None]) -> Callable[..., None]:
-    """Translate the error tree once: `Error: …` on stderr and exit 1 (2 for usage); --debug re-raises."""
+    """Translate the error tree once: `Error: …` on stderr and its exit code; --debug re-raises."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        ctx: Context = click.get_current_context().obj
+        debug = click.get_current_context().find_root().meta.get(_COMMON, {}).get("debug", False)
         try:
             func(*args, **kwargs)
         except LensError as e:
-            if ctx.debug:
+            if debug:
                 raise
-            click.echo(f"Error: {e}", err=True)
+            click.echo(f"Error: {_inert(str(e))}", err=True)
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("Error: interrupted; nothing half-recorded (each source commits whole)", err=True)
@@ -70,174 +94,97 @@ def _stage(func: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+def _command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], click.Command]:
+    """A subcommand with the common options, the error translation, and the Lens built from both."""
+
+    def decorate(func: Callable[..., None]) -> click.Command:
+        return main.command(*args, **kwargs)(_common_options(_stage(func)))
+
+    return decorate
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="migrate-lens")
-@click.option("--db", envvar="MIGRATE_LENS_DB", default=DEFAULT_DB, show_default=True,
-              help="The DuckDB warehouse file (or $MIGRATE_LENS_DB).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="TOML config file.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("migrate-lens-out"), show_default=True,
-              help="Where reports and the outbox go.")
-@click.option("--as-of", "as_of", default=None, help="The analysis clock (ISO timestamp, UTC); default now.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.pass_context
-def main(ctx: click.Context, db: str, config_path: Path | None, out: Path, as_of: str | None, debug: bool,
-         no_progress: bool) -> None:
+@_common_options
+def main() -> None:
     """migrate-lens: history, baselines and findings from golang-migrate logs, in DuckDB."""
-    try:
-        config = load_config(config_path)
-    except LensError as e:
-        if debug:
-            raise
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(1)
-    progress = not no_progress and sys.stderr.isatty() and not os.environ.get("CI")
-    ctx.obj = Context(db, config, out, _parse_as_of(as_of), debug, progress)
 
 
 _format_option = click.option(
     "--format", "envelope", default=None, metavar="FORMAT",
     help=f"Force one envelope for every source instead of detecting it per file: {', '.join(ENVELOPES)}.",
 )
-
-
 _since_option = click.option(
     "--since", default=None, metavar="DATE",
     help="Leave out objects modified before DATE, and date partitions (dt=YYYY-MM-DD/, YYYY/MM/DD/) before it.",
 )
-
-
-def _since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    parsed = _parse_as_of(value)
-    return parsed.replace(tzinfo=UTC)
-
-
-def _fail_on_unread(failed: tuple[str, ...]) -> None:
-    from .errors import SourceError
-
-    if failed:
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        raise SourceError(f"{failed[0]}{more}; every other source was ingested, and these are retried on the next run")
-
-
-@main.command()
-@click.argument("sources", nargs=-1, required=True)
-@_format_option
-@_since_option
-@click.pass_obj
-@_stage
-def ingest(obj: Context, sources: tuple[str, ...], envelope: str | None, since: str | None) -> None:
-    """Read log files, folders, globs or object-storage prefixes into the warehouse."""
-    from .ingest import ingest as run_ingest
-
-    con = obj.connect()
-    try:
-        result = run_ingest(con, list(sources), config=obj.config, envelope=envelope, progress=obj.progress,
-                            since=_since(since))
-    finally:
-        con.close()
-    click.echo(result.summary())
-    _fail_on_unread(result.failed)
-
-
-@main.command()
-@click.pass_obj
-@_stage
-def analyze(obj: Context) -> None:
-    """Rebuild per-script baselines, findings and rollback readiness as of --as-of."""
-    from .analyze import analyze as run_analyze
-
-    con = obj.connect()
-    try:
-        result = run_analyze(con, config=obj.config, as_of=obj.as_of)
-    finally:
-        con.close()
-    click.echo(result.summary())
-
-
-@main.command()
-@click.option("--week", default=None, metavar="YYYY-Www",
-              help="The ISO week to review (default: the last complete week before --as-of).")
-@click.pass_obj
-@_stage
-def report(obj: Context, week: str | None) -> None:
-    """Write the weekly HTML review and the index under --out/reports/."""
-    from .report import report as run_report
-
-    con = obj.connect()
-    try:
-        result = run_report(con, config=obj.config, as_of=obj.as_of, out=obj.out, week=week)
-    finally:
-        con.close()
-    click.echo(result.summary())
-
-
 _rules_option = click.option("--rules", "rules_path", type=click.Path(path_type=Path), default=None,
                              help="Alert rules file (TOML); default: the shipped rules.")
 _dry_run_option = click.option("--dry-run", is_flag=True,
                                help="Write each e-mail as an .eml file under --out/outbox/ and change no alert state.")
+_week_option = click.option("--week", default=None, metavar="YYYY-Www",
+                            help="The ISO week to review (default: the last complete week before --as-of).")
 
 
-@main.command()
+def _since(value: str | None) -> datetime | None:
+    return None if value is None else _parse_as_of(value).replace(tzinfo=UTC)
+
+
+@_command()
+@click.argument("sources", nargs=-1, required=True)
+@_format_option
+@_since_option
+def ingest(sources: tuple[str, ...], envelope: str | None, since: str | None) -> None:
+    """Read log files, folders, globs or object-storage prefixes into the warehouse."""
+    result = _lens().ingest(list(sources), envelope=envelope, since=_since(since))
+    click.echo(result.summary())
+    fail_on_unread(result)
+
+
+@_command()
+def analyze() -> None:
+    """Rebuild per-script baselines, findings and rollback readiness as of --as-of."""
+    click.echo(_lens().analyze().summary())
+
+
+@_command()
+@_week_option
+def report(week: str | None) -> None:
+    """Write the weekly HTML review and the index under --out/reports/."""
+    click.echo(_lens().report(week=week).summary())
+
+
+@_command()
 @_rules_option
 @_dry_run_option
-@click.pass_obj
-@_stage
-def alert(obj: Context, rules_path: Path | None, dry_run: bool) -> None:
+def alert(rules_path: Path | None, dry_run: bool) -> None:
     """Evaluate alert rules over findings; send e-mail (or, with --dry-run, write .eml files)."""
-    from .alerts import alert as run_alert
-    from .alerts import load_rules
-
-    rules = load_rules(rules_path)
-    con = obj.connect()
-    try:
-        result = run_alert(con, rules=rules, as_of=obj.as_of, out=obj.out, dry_run=dry_run)
-    finally:
-        con.close()
-    click.echo(result.summary())
+    click.echo(_lens().alert(rules=rules_path, dry_run=dry_run).summary())
 
 
-@main.command()
+@_command()
 @click.option("--match", "matchers", multiple=True, required=True, metavar="LABEL=GLOB",
               help="rule, kind, env, service, database or version; repeat for more (all must match).")
 @click.option("--for", "duration", default=None, metavar="DURATION", help="How long from --as-of (30m, 4h, 7d).")
 @click.option("--until", default=None, metavar="TIMESTAMP", help="When it expires (ISO, UTC).")
 @click.option("--comment", required=True, help="Why.")
 @click.option("--by", "created_by", default=lambda: os.environ.get("USER", "unknown"), help="Who (default $USER).")
-@click.pass_obj
-@_stage
-def silence(obj: Context, matchers: tuple[str, ...], duration: str | None, until: str | None, comment: str,
-            created_by: str) -> None:
+def silence(matchers: tuple[str, ...], duration: str | None, until: str | None, comment: str, created_by: str) -> None:
     """Hold matching alerts back until the silence expires."""
-    from .alerts import add_silence
-
-    con = obj.connect()
-    try:
-        result = add_silence(con, matchers=list(matchers), duration=duration, until=until, comment=comment,
-                             created_by=created_by, now=obj.as_of)
-    finally:
-        con.close()
-    click.echo(result)
+    click.echo(_lens().silence(matchers=list(matchers), duration=duration, until=until, comment=comment,
+                               created_by=created_by))
 
 
-@main.command()
+@_command()
 @click.argument("name_or_sql", required=False)
 @click.option("--param", "params", multiple=True, metavar="K=V", help="A query parameter (repeatable); always bound.")
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "json", "parquet"]), default="table",
               show_default=True, help="Output format; parquet needs --output.")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Write to this file instead of stdout.")
 @click.option("--list", "list_queries", is_flag=True, help="List the named queries and what they answer.")
-@click.pass_obj
-@_stage
-def query(obj: Context, name_or_sql: str | None, params: tuple[str, ...], output_format: str, output: Path | None,
+def query(name_or_sql: str | None, params: tuple[str, ...], output_format: str, output: Path | None,
           list_queries: bool) -> None:
     """Run a named query from queries/ or ad-hoc SQL, read-only."""
-    from .errors import QueryError
-    from .query import named_queries, run_query
-
     if list_queries:
         for q in named_queries().values():
             args = " ".join(f"[{p.name}={p.default}]" for p in q.params)
@@ -253,12 +200,7 @@ def query(obj: Context, name_or_sql: str | None, params: tuple[str, ...], output
         bound[key] = value
     if output_format == "parquet" and output is None:
         raise QueryError("--format parquet writes a file: add --output FILE.parquet")
-    con = obj.connect(read_only=True)
-    try:
-        frame = run_query(con, name_or_sql, bound)
-    finally:
-        con.close()
-    _emit(frame, output_format, output)
+    _emit(_lens().query(name_or_sql, bound), output_format, output)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -297,93 +239,79 @@ def _emit(frame: Any, output_format: str, output: Path | None) -> None:
         click.echo(text, nl=False)
 
 
-@main.command()
+@_command()
 @click.option("--parquet", "folder", type=click.Path(path_type=Path), required=True,
               help="Folder to write the relations to, Hive-partitioned by env and month where they have them.")
-@click.pass_obj
-@_stage
-def export(obj: Context, folder: Path) -> None:
+def export(folder: Path) -> None:
     """Export the SQL surface as Parquet that Trino, Spark or Athena read unchanged."""
-    from .query import export_parquet
-
-    con = obj.connect(read_only=True)
-    try:
-        result = export_parquet(con, folder)
-    finally:
-        con.close()
-    click.echo(result.summary())
+    click.echo(_lens().export(folder).summary())
 
 
-@main.command(name="lint")
+@_command(name="lint")
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "sarif"]), default="text",
               show_default=True, help="text for people, json for scripts, SARIF for code-scanning UIs.")
 @click.option("--fail-on", default="error", show_default=True, metavar="LEVEL",
-              help="Exit 1 when an issue is at or above: error, warning, info, or never.")
+              help="Exit 3 when an issue is at or above: error, warning, info, or never.")
 @click.option("--multi-statement", is_flag=True, help="The DSN sets x-multi-statement=true (files are not one transaction).")
 @click.option("--store", "service", default=None, metavar="SERVICE",
               help="Also store the issues in the warehouse (--db) under this service, to join with history.")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Write the report to this file.")
-@click.pass_obj
-@_stage
-def lint_command(obj: Context, folder: Path, output_format: str, fail_on: str, multi_statement: bool,
-                 service: str | None, output: Path | None) -> None:
+def lint_command(folder: Path, output_format: str, fail_on: str, multi_statement: bool, service: str | None,
+                 output: Path | None) -> None:
     """Lint a golang-migrate folder: missing downs, duplicates, non-idempotent DDL, CONCURRENTLY in a transaction."""
-    from . import lint as linting
-
-    result = linting.lint(folder, multi_statement=multi_statement)
-    text = {"text": linting.to_text, "json": linting.to_json, "sarif": linting.to_sarif}[output_format](result)
+    result = lint(folder, multi_statement=multi_statement)
+    code = lint_exit_code(result, fail_on)  # a bad --fail-on is a usage error before anything is written
+    text = render_lint(result, output_format)
     if output:
         output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
         click.echo(result.summary())
     else:
         click.echo(text.rstrip("\n"))
     if service:
-        con = obj.connect()
-        try:
-            linting.store(con, result, service)
-        finally:
-            con.close()
-    code = linting.exit_code(result, fail_on)
+        _lens().store_lint(result, service)
     if code:
         sys.exit(code)
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@_command(name="wrap", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--env", default=None, help="env of this run (recorded in every event).")
 @click.option("--service", default=None, help="service of this run.")
 @click.option("--database", default=None, help="database of this run.")
 @click.option("--events", type=click.Path(path_type=Path), default=None, envvar="MIGRATE_LENS_EVENTS",
               help="Events file to append to (default: migrate-lens-events.jsonl, or $MIGRATE_LENS_EVENTS).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-@click.pass_obj
-@_stage
-def wrap(obj: Context, env: str | None, service: str | None, database: str | None, events: Path | None,
-         command: tuple[str, ...]) -> None:
+def wrap_command(env: str | None, service: str | None, database: str | None, events: Path | None,
+                 command: tuple[str, ...]) -> None:
     """Run migrate (after `--`), pass its output through and append migrate-lens/v1 events; exits as migrate did."""
-    from .wrap import wrap as run_wrap
-
-    result = run_wrap(list(command), events=events or Path("migrate-lens-events.jsonl"), env=env, service=service,
+    result = wrap(list(command), events=events or Path("migrate-lens-events.jsonl"), env=env, service=service,
                       database=database)
     # A child killed by a signal exits like a shell reports it: 128 + the signal number.
     sys.exit(result.exit_code if result.exit_code >= 0 else 128 - result.exit_code)
 
 
-@main.command()
+@_command()
 @click.argument("sources", nargs=-1, required=True)
 @_format_option
 @_rules_option
 @_dry_run_option
 @_since_option
-@click.option("--week", default=None, metavar="YYYY-Www", help="The ISO week to review (default: the last complete one).")
-@click.pass_obj
-@_stage
-def run(obj: Context, sources: tuple[str, ...], envelope: str | None, rules_path: Path | None, dry_run: bool,
-        week: str | None, since: str | None) -> None:
+@_week_option
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+              help="Exit 3 when an open finding is at or above this severity (after every stage ran).")
+def run(sources: tuple[str, ...], envelope: str | None, rules_path: Path | None, dry_run: bool, week: str | None,
+        since: str | None, fail_on: str | None) -> None:
     """The weekly job: ingest, analyze, report, alert, in that order."""
-    from .job import weekly_job
-
-    result = weekly_job(obj, list(sources), envelope=envelope, week=week, rules_path=rules_path, dry_run=dry_run,
-                        since=_since(since))
+    result = _lens().run(list(sources), rules=rules_path, envelope=envelope, week=week, dry_run=dry_run,
+                         since=_since(since))
     click.echo(result.summary())
-    _fail_on_unread(result.ingest.failed)
+    fail_on_unread(result.ingest)  # exit 1 (a fixable error) wins over 3
+    code = result.exit_code(fail_on)
+    if code:
+        sys.exit(code)
+
+
+@_command()
+def upgrade() -> None:
+    """Migrate a warehouse written by an older migrate-lens to this build's schema (keeps every row)."""
+    click.echo(_lens().upgrade().summary())

@@ -480,7 +480,7 @@ def _cut_sql(n_events: int) -> list[str]:
 
 def build(path: Path, n_events: int) -> dict:
     """Generate the warehouse of exactly `n_events` events into `path` (atomically); its statistics."""
-    from pipeline.config import WarehouseConfig
+    from pipeline.core.config import WarehouseConfig
     from pipeline.warehouse import connect
 
     tmp = path.with_suffix(".tmp.duckdb")
@@ -577,9 +577,9 @@ def child_main(db: str, profile: bool) -> None:
     import polars as pl
 
     import pipeline.analyze as A
-    import pipeline.baselines as B
-    import pipeline.findings as F
-    from pipeline.config import Config
+    import pipeline.analyze.baselines as B
+    import pipeline.analyze.findings as F
+    from pipeline.core.config import Config
     from pipeline.warehouse import connect
 
     con = connect(db)

@@ -448,9 +448,9 @@ class TimedConnection:
 
 
 def run_ours(path: Path, work: Path, *, timed: bool = False, profile: bool = False) -> dict:
-    from pipeline import events, runs  # noqa: F401  (imported before timing)
-    from pipeline.config import Config
-    from pipeline.ingest import ingest
+    from pipeline.parse import events, runs  # noqa: F401  (imported before timing)
+    from pipeline.core.config import Config
+    from pipeline.api import ingest
     from pipeline.warehouse import connect
 
     db = work / "ours.duckdb"

@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.config import Config
-from pipeline.ingest import IngestResult, ingest
+from pipeline.core.config import Config
+from pipeline.api import IngestResult, ingest
 from pipeline.warehouse import connect
 
 ROOT = Path(__file__).resolve().parent.parent

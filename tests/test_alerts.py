@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from pipeline.alerts import Rules, alert, load_rules
 from pipeline.cli import main
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 from .conftest import rows
 

@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from pipeline.analyze import analyze
 from pipeline.cli import main
-from pipeline.config import Config
-from pipeline.ingest import ingest
+from pipeline.core.config import Config
+from pipeline.api import ingest
 from pipeline.warehouse import connect
 
 from .conftest import capture_index, cycle_sleeps, rows

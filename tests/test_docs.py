@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from pipeline.cli import main
-from pipeline.config import Config
+from pipeline.core.config import Config
 
 from .conftest import ROOT
 
@@ -50,7 +50,7 @@ def test_the_readme_config_example_is_valid_and_complete():
                                   "lock_timeout", "prod_rollback", "promotion_skipped", "non_idempotent",
                                   "missing_down", "interrupted_run"])
 def test_every_finding_kind_is_documented_and_has_a_runbook(kind):
-    from pipeline.findings import RUNBOOK
+    from pipeline.analyze.findings import RUNBOOK
 
     assert f"`{kind}`" in README
     assert RUNBOOK[kind]

@@ -21,8 +21,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.config import Config, IngestConfig
-from pipeline.ingest import ingest
+from pipeline.core.config import Config, IngestConfig
+from pipeline.api import ingest
 from pipeline.warehouse import connect
 from tests.conftest import CAPTURES, capture_index, rows
 

@@ -127,7 +127,7 @@ def test_sql_body_lines_that_look_like_migrate_lines_stay_in_the_error(tmp_path,
 
 
 def test_verbose_local_time_prefix_is_converted_and_an_envelope_time_wins(tmp_path, warehouse, load):
-    from pipeline.config import Config, IngestConfig
+    from pipeline.core.config import Config, IngestConfig
 
     bare = tmp_path / "berlin.log"
     bare.write_text("2026/11/10 11:00:00 Start buffering 3/u c\n", encoding="utf-8")

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.cli import main
-from pipeline.config import Config
-from pipeline.ingest import ingest
+from pipeline.core.config import Config
+from pipeline.api import ingest
 from pipeline.warehouse import connect
 
 from .conftest import CAPTURES, ROOT, SAMPLE_LOGS, rows

@@ -9,7 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.errors import SourceError, UsageError
+from pipeline.core.errors import SourceError, UsageError
+from pipeline.warehouse import connect
 from pipeline.lint import RULES, LintIssue, LintResult, exit_code, lint, store, to_json, to_sarif, to_text
 
 from .conftest import CAPTURES, REAL
@@ -492,10 +493,10 @@ def _result(*severities: str) -> LintResult:
 
 @pytest.mark.parametrize("severities, fail_on, code", [
     ((), "info", 0),
-    (("info",), "info", 1), (("info",), "warning", 0), (("info",), "error", 0), (("info",), "never", 0),
-    (("warning",), "info", 1), (("warning",), "warning", 1), (("warning",), "error", 0),
+    (("info",), "info", 3), (("info",), "warning", 0), (("info",), "error", 0), (("info",), "never", 0),
+    (("warning",), "info", 3), (("warning",), "warning", 3), (("warning",), "error", 0),
     (("warning",), "never", 0),
-    (("error", "info"), "error", 1), (("error",), "warning", 1), (("error",), "never", 0),
+    (("error", "info"), "error", 3), (("error",), "warning", 3), (("error",), "never", 0),
 ])
 def test_exit_code(severities, fail_on, code):
     assert exit_code(_result(*severities), fail_on) == code
@@ -514,7 +515,7 @@ def test_worst():
 
 
 def test_store_replaces_the_services_rows(tmp_path):
-    con = duckdb.connect(str(tmp_path / "lint.duckdb"))
+    con = connect(tmp_path / "lint.duckdb")
     assert store(con, lint(MIGRATIONS / "concurrently-in-tx"), "app") == 6
     assert store(con, lint(MIGRATIONS / "collision"), "billing") == 2
     assert store(con, lint(MIGRATIONS / "slow"), "app") == 0  # fixed: app's rows go
@@ -541,8 +542,8 @@ def test_cli_lint_stores_issues_that_join_the_history_in_the_query_and_the_repor
     from click.testing import CliRunner
 
     from pipeline.cli import main
-    from pipeline.config import Config
-    from pipeline.ingest import ingest
+    from pipeline.core.config import Config
+    from pipeline.api import ingest
     from pipeline.report import report
     from pipeline.warehouse import connect
 
@@ -554,7 +555,7 @@ def test_cli_lint_stores_issues_that_join_the_history_in_the_query_and_the_repor
     con.close()
     runner = CliRunner()
     failing = runner.invoke(main, ["--db", str(db), "lint", str(folder), "--store", "unknown"])
-    assert failing.exit_code == 1 and "concurrently-in-transaction" in failing.stdout
+    assert failing.exit_code == 3 and "concurrently-in-transaction" in failing.stdout
     sarif = runner.invoke(main, ["lint", str(folder), "--format", "sarif", "--fail-on", "never"])
     assert sarif.exit_code == 0 and '"version": "2.1.0"' in sarif.stdout
     bitten = runner.invoke(main, ["--db", str(db), "query", "lint_vs_history", "--format", "json"])

@@ -16,9 +16,11 @@ from click.testing import CliRunner
 
 from pipeline.analyze import analyze
 from pipeline.cli import main
-from pipeline.config import Config
-from pipeline.ingest import ingest
-from pipeline.query import EXPORT, QUERIES, named_queries
+from pipeline.core.config import Config
+from pipeline.api import ingest
+from pipeline.core.assets import queries_folder
+from pipeline.query import EXPORT
+from pipeline.warehouse.named import named_queries
 from pipeline.warehouse import connect
 
 from .conftest import SAMPLE_LOGS
@@ -43,7 +45,7 @@ def _q(db, *args: str):
 def test_there_are_at_least_ten_named_queries_each_documented():
     queries = named_queries()
     assert len(queries) >= 10
-    readme = (QUERIES / "README.md").read_text(encoding="utf-8")
+    readme = queries_folder().joinpath("README.md").read_text(encoding="utf-8")
     for name, q in queries.items():
         assert q.answers, f"{name}: no `-- answers:` header"
         assert name in readme, f"{name} is not in queries/README.md"

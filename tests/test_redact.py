@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from pipeline import redact
+from pipeline.core import redact
 
 # (text holding a secret, the secret itself)
 SECRETS = [

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from pipeline.analyze import analyze
 from pipeline.cli import main
-from pipeline.config import Config
-from pipeline.ingest import ingest
+from pipeline.core.config import Config
+from pipeline.api import ingest
 from pipeline.report import Week, report
 from pipeline.warehouse import connect
 

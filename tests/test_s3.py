@@ -11,9 +11,9 @@ import pytest
 import s3fs
 from moto.server import ThreadedMotoServer
 
-from pipeline.config import Config
-from pipeline.errors import SourceError
-from pipeline.ingest import ingest
+from pipeline.core.config import Config
+from pipeline.core.errors import SourceError
+from pipeline.api import ingest
 from pipeline.warehouse import connect
 
 from .conftest import SAMPLE_LOGS, rows
@@ -173,7 +173,7 @@ def test_an_object_that_breaks_mid_read_is_left_out_whole_and_retried_next_run(s
 
     monkeypatch.setattr(s3fs.S3FileSystem, "_open", flaky)
     monkeypatch.setattr("pipeline.ingest.BACKOFF_SECONDS", 0.01)
-    monkeypatch.setattr("pipeline.sources.READ_BLOCK", 4096)
+    monkeypatch.setattr("pipeline.ingest.sources.READ_BLOCK", 4096)
     con = connect(tmp_path / "w.duckdb")
     broken = ingest(con, ["s3://logs/migrate/"], config=Config(), progress=False)
     assert len(broken.failed) == 1 and "orders-2026-W45" in broken.failed[0] and "ConnectionResetError" in broken.failed[0]

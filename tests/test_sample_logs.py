@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import Config
-from pipeline.ingest import ingest
+from pipeline.core.config import Config
+from pipeline.api import ingest
 from pipeline.warehouse import connect
 
 from .conftest import SAMPLE_LOGS, rows

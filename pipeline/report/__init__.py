@@ -16,15 +16,15 @@ from pathlib import Path
 import duckdb
 import jinja2
 
-from .baselines import pooled_env
-from .config import Config
-from .errors import ConfigError, WarehouseError
-from .findings import human_duration
-from .redact import redact
-from .warehouse import execute, sql_text
+from pipeline.core.config import Config
+from pipeline.core.errors import ConfigError, WarehouseError
+from pipeline.core.render import environment
+from pipeline.core.vocabulary import FAILURE_OUTCOMES
+from pipeline.core.redact import redact
+from pipeline.core.assets import sql_text
+from pipeline.warehouse import execute
+from pipeline.warehouse.named import run_named
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "reports"
-FAILURES = ("failed", "dirty", "locked", "error", "interrupted")
 # The page aggregates; past this many rows a list is cut (the rest is one named query away).
 MAX_ROWS = 40
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -181,7 +181,7 @@ def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object]) 
 def _findings(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> list[FindingItem]:
     cur = con.execute(
         "SELECT kind, severity, status, env, service, database, version, ts, explanation, runbook FROM findings "
-        f"WHERE {where} ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, ts DESC, "
+        f"WHERE {where} ORDER BY severity_rank(severity), ts DESC, "
         "finding_id", params)
     return [FindingItem(kind, sev, status, "/".join(p for p in (env, service, db) if p), version, ts,
                         redact(explanation), runbook or "")
@@ -243,16 +243,16 @@ def build_context(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: date
     # Ephemeral envs (preview-*, ci-*) appear under their pooled name: thousands of them would drown the page.
     outcomes: dict[tuple[str, str], dict[str, int]] = {}
     for r in _rows(con, "outcomes", {"start": week.start, "end": week.end}):
-        per = outcomes.setdefault((pooled_env(r["env"], config.analyze), r["service"]), {})
+        per = outcomes.setdefault((config.analyze.pool(r["env"]), r["service"]), {})
         per[r["outcome"]] = per.get(r["outcome"], 0) + r["runs"]
     order = {e: i for i, e in enumerate(config.analyze.env_order)}
-    services = [ServiceRow(env, svc, sum(o.values()), tuple(sorted(o.items())), sum(o.get(x, 0) for x in FAILURES))
+    services = [ServiceRow(env, svc, sum(o.values()), tuple(sorted(o.items())), sum(o.get(x, 0) for x in FAILURE_OUTCOMES))
                 for (env, svc), o in sorted(outcomes.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0]))
                 ][:MAX_ROWS]
     seen: dict[str, dict[str, list[int]]] = {}
     for r in _rows(con, "versions", {"as_of": as_of}):
         if r["version"] is not None:
-            seen.setdefault(r["service"], {}).setdefault(pooled_env(r["env"], config.analyze), []).append(r["version"])
+            seen.setdefault(r["service"], {}).setdefault(config.analyze.pool(r["env"]), []).append(r["version"])
     envs = sorted({e for per in seen.values() for e in per}, key=lambda e: (order.get(e, 99), e))
     versions = [VersionRow(svc, tuple(_version_cell(per.get(e, [])) for e in envs),
                            len({max(v) for v in per.values()}) > 1) for svc, per in sorted(seen.items())]
@@ -289,44 +289,10 @@ def build_context(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: date
                     "ORDER BY ends_at", [as_of, as_of]).fetchall()]
     silenced = [(rule, redact(summary)) for rule, summary in con.execute(
         "SELECT rule, summary FROM alerts WHERE status = 'silenced' ORDER BY rule, fingerprint").fetchall()]
-    from .query import run_query  # the named query `lint_vs_history` is the one definition of "lint that bit"
-
-    bitten = run_query(con, "lint_vs_history", {"as_of": as_of.isoformat()}).to_dicts()
+    bitten = run_named(con,  # the one definition of "lint that bit"
+                       "lint_vs_history", {"as_of": as_of.isoformat()}).to_dicts()
     return WeeklyContext(week, prev, as_of, attention, headline, services, envs, versions, slowest, regressions,
                          daily, readiness, sections, quality, reasons, open_counts, silences, silenced, bitten)
-
-
-def _duration(ms: float | None) -> str:
-    return human_duration(ms, missing="—")
-
-
-def _metric(value: float | None, unit: str) -> str:
-    if value is None:
-        return "—"
-    if unit == "percent":
-        return f"{value:.1f} %"
-    if unit == "ms":
-        return _duration(value)
-    if unit == "minutes":
-        return f"{value:.0f} min" if value < 120 else f"{value / 60:.1f} h"
-    return f"{value:,.0f}"
-
-
-def environment() -> jinja2.Environment:
-    """The one jinja2 environment: autoescape, StrictUndefined, every filter registered here."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        # HTML templates escape every value; the plain-text e-mail part (`*.txt.j2`) has nothing to escape.
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), disabled_extensions=("txt.j2",),
-                                            default=True, default_for_string=True),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["duration"] = _duration
-    env.filters["metric"] = _metric
-    env.filters["when"] = lambda ts: "—" if ts is None else f"{ts:%Y-%m-%d %H:%M}"
-    return env
 
 
 def _index(out: Path, env: jinja2.Environment, as_of: datetime) -> Path:

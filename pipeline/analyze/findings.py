@@ -15,8 +15,10 @@ from itertools import pairwise
 
 import polars as pl
 
-from .baselines import SCOPE, pooled_env
-from .config import AnalyzeConfig
+from pipeline.analyze.baselines import SCOPE
+from pipeline.core.config import AnalyzeConfig
+from pipeline.core.render import human_duration, human_minutes
+from pipeline.core.vocabulary import CLEAN_OUTCOMES, FAILURE_OUTCOMES
 
 COLUMNS = ["finding_id", "kind", "severity", "env", "service", "database", "version", "run_id", "ts", "observed",
            "expected", "score", "unit", "explanation", "status", "resolved_at", "runbook"]
@@ -26,7 +28,6 @@ SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "observed": pl.Float64, "expected": pl.Float64, "score": pl.Float64, "unit": pl.String,
     "explanation": pl.String, "status": pl.String, "resolved_at": pl.Datetime("us"), "runbook": pl.String,
 }
-FAILURE_OUTCOMES = ("failed", "dirty", "locked", "error", "interrupted")
 
 RUNBOOK = {
     "failed_run": "Read the error; the database is now dirty at that version. Check what the script applied, "
@@ -79,7 +80,7 @@ class Frames:
         """Per database, its clean runs (success / no change without dirty evidence) and their start times."""
         out: dict[tuple, tuple[list[datetime], list[dict]]] = {}
         for key, runs in self.by_db.items():
-            clean = [r for r in runs if r["outcome"] in ("success", "no_change") and not _dirty_evidence(r)]
+            clean = [r for r in runs if r["outcome"] in CLEAN_OUTCOMES and not _dirty_evidence(r)]
             out[key] = ([r["started_at"] for r in clean], clean)
         return out
 
@@ -92,25 +93,6 @@ class Frames:
 
 def _id(*parts: object) -> str:
     return hashlib.md5("\x1f".join("" if p is None else str(p) for p in parts).encode()).hexdigest()[:16]
-
-
-def human_duration(ms: float | None, missing: str = "?") -> str:
-    """A duration in ms as a person reads it: `523 ms`, `2.1 s`, `1.1 min` (findings, report and e-mail)."""
-    if ms is None:
-        return missing
-    if ms >= 60_000:
-        return f"{ms / 60_000:.1f} min"
-    if ms >= 1000:
-        return f"{ms / 1000:.1f} s"
-    return f"{ms:.0f} ms"
-
-
-def _minutes(minutes: float) -> str:
-    if minutes >= 2 * 24 * 60:
-        return f"{minutes / (24 * 60):.1f} days"
-    if minutes >= 120:
-        return f"{minutes / 60:.1f} h"
-    return f"{minutes:.0f} min"
 
 
 def _rows(kind: str, rows: list[dict]) -> pl.DataFrame:
@@ -195,7 +177,7 @@ def dirty_findings(f: Frames) -> list[pl.DataFrame]:
                 if run["dirty_version"] is not None:
                     version = run["dirty_version"]
                 continue
-            if since is not None and run["outcome"] in ("success", "no_change"):
+            if since is not None and run["outcome"] in CLEAN_OUTCOMES:
                 minutes = (run["started_at"] - since["ended_at"]).total_seconds() / 60
                 dirty_rows.append(_dirty_row(f, key, since, version, minutes, resolved_at=run["started_at"]))
                 recorded = run["command"] == "force" and run["command_known"]
@@ -206,7 +188,7 @@ def dirty_findings(f: Frames) -> list[pl.DataFrame]:
                     "unit": "minutes",
                     "explanation": (
                         f"{'/'.join(key)}: dirty at {version if version is not None else '?'} from "
-                        f"{since['ended_at']:%Y-%m-%d %H:%M} for {_minutes(minutes)}; "
+                        f"{since['ended_at']:%Y-%m-%d %H:%M} for {human_minutes(minutes)}; "
                         + ("the wrapper recorded `migrate force`" if recorded else
                            f"the run at {run['started_at']:%Y-%m-%d %H:%M} was clean, so the version was forced "
                            "in between (`force` prints nothing; inferred)")),
@@ -229,7 +211,7 @@ def _dirty_row(f: Frames, key: tuple, since: dict, version: int | None, minutes:
         "env": key[0], "service": key[1], "database": key[2], "version": version, "run_id": since["run_id"],
         "ts": since["ended_at"], "observed": minutes, "expected": 0.0, "unit": "minutes",
         "explanation": f"{'/'.join(key)} {state} at version {version if version is not None else '?'} "
-                       f"for {_minutes(minutes)} (since {since['ended_at']:%Y-%m-%d %H:%M}, run {since['outcome']})",
+                       f"for {human_minutes(minutes)} (since {since['ended_at']:%Y-%m-%d %H:%M}, run {since['outcome']})",
         "status": "open" if resolved_at is None else "resolved", "resolved_at": resolved_at,
     }
 
@@ -425,7 +407,7 @@ def idempotency_findings(f: Frames, forced: pl.DataFrame) -> list[pl.DataFrame]:
     # The same version applied up twice on one database with no down in between: only a force allows it,
     # and a re-run that must succeed is exactly what idempotent DDL is for.
     # Ephemeral databases (pooled envs: preview, CI) are created afresh and apply every script again: no force.
-    pooled = [env for env in f.events["env"].unique().to_list() if pooled_env(env, cfg) != env]
+    pooled = [env for env in f.events["env"].unique().to_list() if cfg.pool(env) != env]
     key = ["env", "service", "database", "version"]
     steps = (f.events.filter((pl.col("kind") == "applied") & ~pl.col("env").is_in(pooled))
              .select([*key, "direction", "ts", "seq", "name"]).sort([*key, "ts", "seq"])

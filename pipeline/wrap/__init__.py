@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import SourceError
-from .redact import redact
+from pipeline.core.errors import SourceError
+from pipeline.core.redact import redact
 
 SCHEMA = "migrate-lens/v1"
 COMMANDS = {"up", "down", "goto", "force", "version", "drop", "create"}

@@ -11,9 +11,11 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
-from . import baselines, findings
-from .config import Config
-from .errors import WarehouseError
+from pipeline.analyze import baselines, findings
+from pipeline.core.config import Config
+from pipeline.core.errors import WarehouseError
+from pipeline.core.vocabulary import severity_rank
+from pipeline.warehouse import transaction
 
 _RUNS = """
 SELECT run_id, stream_key, env, service, database, started_at, ended_at, command, command_known, applied,
@@ -69,23 +71,17 @@ def analyze(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: datetime) 
     scored = baselines.score_applications(applied, cfg)
     table = baselines.script_baselines(scored, cfg, as_of)
     found, readiness = findings.detect(findings.Frames(runs, events, scored, as_of, cfg))
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         _replace(con, "script_baselines", table)
         _replace(con, "findings", found)
         _replace(con, "rollback_readiness", readiness)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     open_by = (found.filter(pl.col("status") == "open").group_by("severity").len()
                .sort("severity").iter_rows())
-    order = {"critical": 0, "warning": 1, "info": 2}
     return AnalyzeResult(
         as_of=as_of,
         baselines=table.height,
         learning=table.filter(pl.col("state") == "learning").height,
         findings=found.height,
-        open_by_severity=tuple(sorted(((s, n) for s, n in open_by), key=lambda x: order.get(x[0], 9))),
+        open_by_severity=tuple(sorted(((s, n) for s, n in open_by), key=lambda x: severity_rank(x[0]))),
     )
 

@@ -10,74 +10,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from .errors import QueryError
+from pipeline.core.errors import QueryError
+from pipeline.warehouse.named import bind, named_queries
 
-QUERIES = Path(__file__).resolve().parent.parent / "queries"
-_HEADER = re.compile(r"^--\s*(name|answers|param):\s*(.*)$")
-_PARAM = re.compile(r"^(\w+)\s*=\s*(\S*)\s*(?:\((.*)\))?\s*$")
-_USED = re.compile(r"\$([A-Za-z_]\w*)")
-
-
-@dataclass(frozen=True)
-class Param:
-    name: str
-    default: str
-    description: str
-
-
-@dataclass(frozen=True)
-class NamedQuery:
-    """One `queries/NAME.sql`: its header (what it answers, its parameters) and its statement."""
-
-    name: str
-    answers: str
-    params: tuple[Param, ...]
-    sql: str
-    path: Path
-
-    @classmethod
-    def load(cls, path: Path) -> NamedQuery:
-        name, answers, params = path.stem, "", []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            m = _HEADER.match(line.strip())
-            if not m:
-                if line.strip() and not line.strip().startswith("--"):
-                    break
-                continue
-            key, value = m.groups()
-            if key == "name":
-                name = value.strip()
-            elif key == "answers":
-                answers = value.strip()
-            else:
-                p = _PARAM.match(value.strip())
-                if p:
-                    params.append(Param(p.group(1), p.group(2), (p.group(3) or "").strip()))
-        return cls(name, answers, tuple(params), path.read_text(encoding="utf-8"), path)
-
-
-def named_queries(folder: Path = QUERIES) -> dict[str, NamedQuery]:
-    """Every named query, by name."""
-    return {q.name: q for q in (NamedQuery.load(p) for p in sorted(folder.glob("*.sql")))}
-
-
-def _bind(sql: str, defaults: dict[str, str], given: dict[str, str]) -> dict[str, object]:
-    used = set(_USED.findall(re.sub(r"--[^\n]*", "", sql)))
-    unknown = sorted(set(given) - used)
-    if unknown:
-        raise QueryError(f"--param {unknown[0]}: the query has no such parameter "
-                         f"(it takes: {', '.join(sorted(used)) or 'none'})")
-    values = {**{k: v for k, v in defaults.items() if k in used}, **given}
-    missing = sorted(used - values.keys())
-    if missing:
-        raise QueryError(f"${missing[0]}: the query needs it (add --param {missing[0]}=VALUE)")
-    return dict(values)
-
-
-def run_query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str, str],
-              folder: Path = QUERIES) -> pl.DataFrame:
+def run_query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str, str]) -> pl.DataFrame:
     """Run a named query (by name) or ad-hoc SQL with bound parameters; the connection should be read-only."""
-    queries = named_queries(folder)
+    queries = named_queries()
     if name_or_sql in queries:
         q = queries[name_or_sql]
         sql, defaults = q.sql, {p.name: p.default for p in q.params}
@@ -85,7 +23,7 @@ def run_query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str
         raise QueryError(f"{name_or_sql}: no such named query (see `migrate-lens query --list`)")
     else:
         sql, defaults = name_or_sql, {}
-    bound = _bind(sql, defaults, params)
+    bound = bind(sql, defaults, params)
     try:
         return con.sql(sql.strip().rstrip(";"), params=bound or None).pl()
     except duckdb.Error as e:

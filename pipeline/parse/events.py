@@ -1,4 +1,4 @@
-"""Stage 2, parse: the migrate grammar over `log_lines`, into `migrate_events` (runs assigned).
+"""The events half of parse: the migrate grammar over `log_lines`, into `migrate_events` (runs assigned).
 
 The work is set-based SQL (`sql/events.sql`): classify every line by golang-migrate's line shapes, join
 multi-line errors with their SQL body, split the doubled non-fatal error, cut each stream into runs and
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import duckdb
 
-from .config import Config
-from .warehouse import execute, scalar, statements
+from pipeline.core.config import Config
+from pipeline.warehouse import execute, scalar, statements
 
 
 def rebuild_events(con: duckdb.DuckDBPyConnection, *, config: Config) -> int:
@@ -19,6 +19,6 @@ def rebuild_events(con: duckdb.DuckDBPyConnection, *, config: Config) -> int:
         "cont_ms": int(config.ingest.error_continuation_seconds * 1000),
         "run_gap_ms": int(config.ingest.run_gap_minutes * 60_000),
     }
-    for statement in statements("events"):
+    for statement in statements("parse/events"):
         execute(con, statement, params)
     return scalar(con, "SELECT count(*) FROM migrate_events WHERE stream_key IN (SELECT stream_key FROM touched_streams)")

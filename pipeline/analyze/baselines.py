@@ -18,25 +18,16 @@ for as long as it lasts, not absorbed run by run.
 from __future__ import annotations
 
 import bisect
-import fnmatch
 from collections import deque
 from datetime import datetime
 
 import polars as pl
 
-from .config import AnalyzeConfig
+from pipeline.core.config import AnalyzeConfig
 
 SCOPE = ["env", "service", "version", "direction"]
 # Normal-consistent spread from the lower quartile: (median - q25) / 0.6745 = sigma.
 _HALF_IQR_TO_SIGMA = 0.6745
-
-
-def pooled_env(env: str, cfg: AnalyzeConfig) -> str:
-    """The baseline env of `env`: its pooled name if it matches a pooled glob."""
-    for pattern, pool in cfg.pooled_envs.items():
-        if fnmatch.fnmatchcase(env, pattern):
-            return pool
-    return env
 
 
 def with_scope(applied: pl.DataFrame, cfg: AnalyzeConfig) -> pl.DataFrame:
@@ -44,7 +35,7 @@ def with_scope(applied: pl.DataFrame, cfg: AnalyzeConfig) -> pl.DataFrame:
     applied = applied.with_columns(pl.col("env").alias("source_env"))
     if not cfg.pooled_envs or applied.is_empty():
         return applied
-    mapping = {env: pooled_env(env, cfg) for env in applied["env"].unique().to_list()}
+    mapping = {env: cfg.pool(env) for env in applied["env"].unique().to_list()}
     return applied.with_columns(pl.col("env").replace_strict(mapping, default=pl.col("env")))
 
 

@@ -7,14 +7,14 @@ import re
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from .warehouse import sql_text
+from pipeline.core.assets import sql_text
+from pipeline.core.vocabulary import ENVELOPES, Envelope
 
-Envelope = Literal["docker", "kubernetes", "loki", "cloudwatch", "slog", "text", "events", "unknown"]
-ENVELOPES: tuple[str, ...] = ("docker", "kubernetes", "loki", "cloudwatch", "slog", "text", "events")
+Detected = Envelope | Literal["unknown"]  # "unknown": JSON of no known shape, every record rejected
 JSON_ENVELOPES = frozenset(ENVELOPES) - {"text"}
 
 
-def _classify(record: dict[str, Any]) -> Envelope:
+def _classify(record: dict[str, Any]) -> Detected:
     if record.get("schema") == "migrate-lens/v1":
         return "events"
     if "kubernetes" in record or "logtag" in record or "_p" in record:
@@ -30,7 +30,7 @@ def _classify(record: dict[str, Any]) -> Envelope:
     return "unknown"
 
 
-def detect(head: bytes) -> Envelope:
+def detect(head: bytes) -> Detected:
     """Guess the envelope from the first bytes of a (decompressed) file."""
     text = head[:262144].decode("utf-8", errors="replace").lstrip("\ufeff")
     stripped = text.lstrip()
@@ -62,7 +62,7 @@ def detect(head: bytes) -> Envelope:
 
 def envelope_sql(envelope: str) -> str:
     """The SELECT that unwraps `typed_batch` rows of this envelope into the common staging columns."""
-    return sql_text(f"envelope_{envelope}")
+    return sql_text(f"ingest/envelope_{envelope}")
 
 
 def _expand(obj: Any) -> Iterator[dict[str, Any] | None]:

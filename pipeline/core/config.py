@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import fnmatch
 import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import ConfigError
+from pipeline.core.errors import ConfigError
+from pipeline.core.vocabulary import Envelope
 
-Format = Literal["auto", "docker", "kubernetes", "loki", "cloudwatch", "slog", "text", "events"]
+Format = Literal["auto"] | Envelope
 
 
 class _Section(BaseModel):
@@ -101,6 +103,14 @@ class AnalyzeConfig(_Section):
         14.0, gt=0, description="A failure with 'already exists' / 'does not exist' within this many days after a failure, "
         "interruption or force on the same database is a non-idempotent re-run.",
     )
+
+
+    def pool(self, env: str) -> str:
+        """The baseline env of `env`: its pooled name if it matches a pooled glob (preview-* -> preview)."""
+        for pattern, pool in self.pooled_envs.items():
+            if fnmatch.fnmatchcase(env, pattern):
+                return pool
+        return env
 
 
 class Config(_Section):

@@ -18,8 +18,8 @@ from typing import Any
 import fsspec
 import zstandard
 
-from .errors import SourceError
-from .redact import redact
+from pipeline.core.errors import SourceError
+from pipeline.core.redact import redact
 
 LOG_SUFFIXES = (".jsonl", ".json", ".log", ".txt", ".ndjson")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}

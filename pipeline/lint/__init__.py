@@ -6,14 +6,11 @@ parse is checked with patterns. Results print as text, JSON or SARIF 2.1.0 and a
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from collections import Counter
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import duckdb
 from sqlglot import exp
@@ -21,22 +18,15 @@ from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.tokens import Token, TokenType
 
-from .errors import SourceError, UsageError, WarehouseError
-from .redact import redact
-from .warehouse import sql_text
+from pipeline.core.errors import SourceError, UsageError, WarehouseError
+from pipeline.core.redact import redact
+from pipeline.core.vocabulary import FINDINGS_EXIT, LINT_LEVELS, lint_rank
+from pipeline.lint.model import RULES, Direction, LintIssue, LintResult
+from pipeline.lint.output import render, to_json, to_sarif, to_text
+from pipeline.warehouse import transaction
 
-Severity = Literal["error", "warning", "info"]
-Direction = Literal["up", "down"]
-RANK: dict[str, int] = {"info": 1, "warning": 2, "error": 3}
-RULES: dict[str, tuple[Severity, str]] = {
-    "missing-down": ("warning", "An up migration has no .down file to roll it back"),
-    "empty-down": ("warning", "A .down file holds no statement"),
-    "duplicate-version": ("error", "Two up or two down files share a version; migrate refuses the folder"),
-    "not-idempotent": ("warning", "DDL that fails when run twice (no IF [NOT] EXISTS / OR REPLACE)"),
-    "concurrently-in-transaction": ("error", "CONCURRENTLY in a file PostgreSQL runs inside a transaction"),
-    "destructive-in-up": ("warning", "An up migration drops, truncates or deletes data: review it"),
-    "unparsable": ("info", "sqlglot cannot parse a statement; it was checked with patterns only"),
-}
+__all__ = ["RULES", "LintIssue", "LintResult", "exit_code", "lint", "render", "store", "to_json", "to_sarif", "to_text"]
+
 # golang-migrate's source.DefaultParse: migrate skips files that do not match, and so does lint.
 FILENAME = re.compile(r"^([0-9]+)_(.*)\.(down|up)\.(.*)$")
 
@@ -70,38 +60,6 @@ _TRUNCATE_RE = re.compile(r"(?i)^TRUNCATE\s+(?:TABLE\s+)?(?:ONLY\s+)?([^\s;]+)")
 _DELETE_RE = re.compile(r"(?i)^DELETE\s+FROM\s+(?:ONLY\s+)?(\S+)")
 
 _Fact = tuple[str, str, bool, str]  # (verb, kind, guarded, name), e.g. ("create", "TABLE", False, "users")
-
-
-@dataclass(frozen=True)
-class LintIssue:
-    rule: str
-    severity: Severity
-    path: str  # relative to the linted folder
-    line: int  # 1-based first line of the statement; 1 for a whole-file issue
-    version: int
-    direction: Direction | None
-    message: str
-
-
-@dataclass(frozen=True)
-class LintResult:
-    folder: Path
-    files: int
-    versions: int
-    issues: tuple[LintIssue, ...]
-
-    def summary(self) -> str:
-        n = Counter(i.severity for i in self.issues)
-        found = ", ".join(_count(n[s], s) for s in ("error", "warning", "info") if n[s]) or "no issues"
-        counts = f"{_count(self.files, 'file')}, {_count(self.versions, 'version')}"
-        return f"linted {self.folder}: {counts}; {found}"
-
-    def worst(self) -> str | None:
-        return max((i.severity for i in self.issues), key=RANK.__getitem__, default=None)
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}{'s' if n != 1 and word != 'info' else ''}"
 
 
 class _File(NamedTuple):
@@ -334,60 +292,17 @@ def _judge(verb: str, kind: str, guarded: bool, name: str, *, up: bool) -> list[
     return out
 
 
-def to_text(result: LintResult) -> str:
-    """One `path:line: severity rule: message` line per issue, then the summary."""
-    lines = [f"{i.path}:{i.line}: {i.severity} {i.rule}: {i.message}" for i in result.issues]
-    return "\n".join([*lines, result.summary()])
-
-
-def to_json(result: LintResult) -> str:
-    return json.dumps({"folder": str(result.folder), "files": result.files, "versions": result.versions,
-                       "summary": result.summary(), "issues": [asdict(i) for i in result.issues]}, indent=2)
-
-
-def to_sarif(result: LintResult) -> str:
-    """SARIF 2.1.0 for code-scanning UIs; URIs are the folder as given joined with each file's name."""
-    def uri(path: str) -> str:
-        full = result.folder / path
-        return full.as_uri() if full.is_absolute() else full.as_posix()
-
-    rules = list(RULES)
-    level = {"error": "error", "warning": "warning", "info": "note"}
-    return json.dumps({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "migrate-lens", "rules": [
-                {"id": r, "name": r, "shortDescription": {"text": text},
-                 "defaultConfiguration": {"level": level[sev]}} for r, (sev, text) in RULES.items()]}},
-            "results": [{
-                "ruleId": i.rule, "ruleIndex": rules.index(i.rule), "level": level[i.severity],
-                "message": {"text": i.message},
-                "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri(i.path)},
-                                                    "region": {"startLine": i.line}}}],
-                "properties": {"version": i.version, "direction": i.direction},
-            } for i in result.issues],
-        }],
-    }, indent=2)
-
-
 def store(con: duckdb.DuckDBPyConnection, result: LintResult, service: str) -> int:
     """Replace `service`'s rows in lint_issues with `result`'s issues; the number of rows stored."""
     now = datetime.now(UTC).replace(tzinfo=None)
     rows = [(service, i.version, i.direction, i.rule, i.severity, i.path, i.line, i.message, now)
             for i in result.issues]
     try:
-        con.execute(sql_text("lint"))
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute("DELETE FROM lint_issues WHERE service = ?", [service])
             if rows:
                 con.executemany("INSERT INTO lint_issues (service, version, direction, rule, severity, path, "
                                 "line, message, linted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     except duckdb.Error as e:
         raise WarehouseError(f"lint_issues: storing the lint of {service} failed: "
                              f"{str(e).splitlines()[0]} (check --db)") from e
@@ -395,9 +310,9 @@ def store(con: duckdb.DuckDBPyConnection, result: LintResult, service: str) -> i
 
 
 def exit_code(result: LintResult, fail_on: str) -> int:
-    """1 when an issue is at or above `fail_on` (error, warning, info; never: always 0), else 0."""
+    """3 when an issue is at or above `fail_on` (error, warning, info; never: always 0), else 0."""
     if fail_on == "never":
         return 0
-    if fail_on not in RANK:
+    if fail_on not in LINT_LEVELS:
         raise UsageError(f"--fail-on {fail_on}: choose error, warning, info or never")
-    return int(any(RANK[i.severity] >= RANK[fail_on] for i in result.issues))
+    return FINDINGS_EXIT if any(lint_rank(i.severity) <= lint_rank(fail_on) for i in result.issues) else 0

@@ -22,15 +22,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
-from .redact import redact
+from pipeline.core.assets import default_rules
+from pipeline.core.errors import ConfigError
+from pipeline.core.redact import redact
+from pipeline.core.render import environment
+from pipeline.core.vocabulary import severity_rank
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(m|h|d)$")
 LABELS = ("kind", "env", "service", "database", "version")
@@ -132,7 +134,7 @@ def load_rules(path: Path | None) -> Rules:
     where = str(path) if path else "default alert rules"
     try:
         text = path.read_text(encoding="utf-8") if path else \
-            resources.files("pipeline").joinpath("alert_rules.toml").read_text(encoding="utf-8")
+            default_rules().read_text(encoding="utf-8")
         return Rules.model_validate(tomllib.loads(text))
     except FileNotFoundError:
         raise ConfigError(f"{where}: rules file not found (check --rules)") from None
@@ -229,7 +231,6 @@ def firing_alerts(con: duckdb.DuckDBPyConnection, rules: Rules) -> dict[str, Ale
                       "explanation, runbook FROM findings WHERE status = 'open' ORDER BY ts, finding_id")
     names = [d[0] for d in cur.description]
     default_repeat = parse_interval(rules.defaults.repeat_interval)
-    rank = {"critical": 0, "warning": 1, "info": 2}
     alerts: dict[str, Alert] = {}
     for row in cur.fetchall():
         f = dict(zip(names, row, strict=True))
@@ -240,7 +241,7 @@ def firing_alerts(con: duckdb.DuckDBPyConnection, rules: Rules) -> dict[str, Ale
             fp = _fingerprint(rule.name, labels)
             repeat = parse_interval(rule.repeat_interval) if rule.repeat_interval else default_repeat
             current = alerts.get(fp)
-            if current is None or rank[f["severity"]] < rank[current.severity]:
+            if current is None or severity_rank(f["severity"]) < severity_rank(current.severity):
                 alerts[fp] = Alert(fp, rule.name, rule.route, f["severity"], labels, redact(f["explanation"]),
                                    f["runbook"] or "", repeat)
     return alerts
@@ -293,7 +294,7 @@ def _plan(con: duckdb.DuckDBPyConnection, rules: Rules, now: datetime) -> tuple[
 
 def _subject(route: str, notes: list[dict]) -> str:
     worst = min((n["severity"] for n in notes if n["state"] == "firing"),
-                key=lambda s: {"critical": 0, "warning": 1, "info": 2}[s], default="resolved")
+                key=severity_rank, default="resolved")
     firing = sum(n["state"] == "firing" for n in notes)
     resolved = len(notes) - firing
     parts = [f"{firing} firing"] + ([f"{resolved} resolved"] if resolved else [])
@@ -302,8 +303,6 @@ def _subject(route: str, notes: list[dict]) -> str:
 
 def compose(route: Route, notes: list[dict], rules: Rules, *, now: datetime, report: str | None) -> EmailMessage:
     """One multipart e-mail (plain text and HTML) listing a route's notifications."""
-    from .report import environment  # the one jinja2 environment
-
     env = environment()
     context = {"notes": notes, "route": route.name, "now": now, "report": report}
     msg = EmailMessage()

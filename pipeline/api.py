@@ -1,0 +1,227 @@
+"""The public Python API: everything the `migrate-lens` command does, callable from a user's own script.
+
+Two forms, one behaviour. Functions over an open DuckDB connection, for code that manages its own
+connection (and for tests)::
+
+    from pipeline import api
+    con = api.connect("migrate-lens.duckdb")
+    api.ingest(con, ["logs/"], config=api.Config())
+    api.analyze(con, config=api.Config(), as_of=datetime(2026, 11, 16))
+
+and `Lens`, a warehouse file with the options every command shares, which opens a connection per call as the
+CLI does::
+
+    lens = Lens("migrate-lens.duckdb", out=Path("out"))
+    print(lens.run(["logs/"]).summary())
+
+Each call returns a small frozen result with a one-line `summary()`. Errors are `pipeline.core.errors.LensError`
+subclasses whose message names the thing and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipeline import alerts as _alerts
+from pipeline import analyze as _analyze
+from pipeline import ingest as _ingest
+from pipeline import lint as _lint
+from pipeline import parse as _parse
+from pipeline import query as _query
+from pipeline import report as _report
+from pipeline.alerts import AlertResult, Rules, load_rules
+from pipeline.analyze import AnalyzeResult
+from pipeline.core.config import Config, load_config
+from pipeline.core.errors import SourceError
+from pipeline.core.vocabulary import FINDINGS_EXIT, at_or_above
+from pipeline.ingest import IngestResult
+from pipeline.lint import LintResult
+from pipeline.lint import exit_code as lint_exit_code
+from pipeline.lint import render as render_lint
+from pipeline.query import ExportResult
+from pipeline.report import ReportResult
+from pipeline import warehouse as _warehouse
+from pipeline.warehouse import connect
+from pipeline.warehouse.named import NamedQuery, named_queries
+from pipeline.wrap import WrapResult, wrap
+
+__all__ = [
+    "DEFAULT_DB", "DEFAULT_OUT", "AlertResult", "AnalyzeResult", "Config", "ExportResult", "IngestResult", "JobResult",
+    "Lens", "LintResult", "ReportResult", "Rules", "UpgradeResult", "WrapResult", "alert", "analyze", "connect",
+    "NamedQuery", "fail_on_unread", "ingest", "lint", "lint_exit_code", "load_config", "load_rules", "named_queries", "query",
+    "render_lint", "report", "run", "upgrade", "wrap",
+]
+
+DEFAULT_DB = "migrate-lens.duckdb"
+DEFAULT_OUT = Path("migrate-lens-out")
+
+
+def ingest(con: duckdb.DuckDBPyConnection, sources: list[str], *, config: Config, envelope: str | None = None,
+           since: datetime | None = None, progress: bool = False) -> IngestResult:
+    """Load `sources` (files, folders, globs, object-storage prefixes) and rebuild the events and runs of every
+    stream that changed. Unchanged sources are skipped; unreadable ones are named in `failed`."""
+    loaded = _ingest.ingest(con, sources, config=config, envelope=envelope, progress=progress, since=since)
+    parsed = _parse.rebuild(con, config=config)
+    return replace(loaded, events=parsed.events, runs=parsed.runs)
+
+
+def analyze(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: datetime) -> AnalyzeResult:
+    """Rebuild baselines, findings and rollback readiness from what happened at or before `as_of`."""
+    return _analyze.analyze(con, config=config, as_of=as_of)
+
+
+def report(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: datetime, out: Path,
+           week: str | None = None) -> ReportResult:
+    """Write the weekly review of `week` (default: the last complete ISO week before `as_of`) and the index."""
+    return _report.report(con, config=config, as_of=as_of, out=out, week=week)
+
+
+def alert(con: duckdb.DuckDBPyConnection, *, rules: Rules, as_of: datetime, out: Path,
+          dry_run: bool = False) -> AlertResult:
+    """Evaluate `rules` over open findings and deliver what is due (or, dry, write the outbox)."""
+    return _alerts.alert(con, rules=rules, as_of=as_of, out=out, dry_run=dry_run)
+
+
+def query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str, str] | None = None) -> pl.DataFrame:
+    """A named query from `queries/` (by name) or ad-hoc SQL, parameters bound."""
+    return _query.run_query(con, name_or_sql, params or {})
+
+
+def lint(folder: Path, *, multi_statement: bool = False) -> LintResult:
+    """Lint a golang-migrate folder (no warehouse needed)."""
+    return _lint.lint(folder, multi_statement=multi_statement)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What the weekly job did, stage by stage."""
+
+    ingest: IngestResult
+    outcomes: tuple[tuple[str, int], ...]  # runs by outcome, over the whole warehouse
+    analysis: AnalyzeResult
+    report: ReportResult
+    alerts: AlertResult
+
+    def summary(self) -> str:
+        by_outcome = ", ".join(f"{n:,} {outcome}" for outcome, n in self.outcomes) or "no runs"
+        return (f"{self.ingest.summary()}\nruns by outcome: {by_outcome}\n{self.analysis.summary()}\n"
+                f"{self.report.summary()}\n{self.alerts.summary()}")
+
+    def exit_code(self, fail_on: str | None) -> int:
+        """3 when an open finding is at or above `fail_on` (critical, warning, info), else 0."""
+        if fail_on is None:
+            return 0
+        return FINDINGS_EXIT if any(n and at_or_above(sev, fail_on) for sev, n in self.analysis.open_by_severity) else 0
+
+
+def run(con: duckdb.DuckDBPyConnection, sources: list[str], *, config: Config, as_of: datetime, out: Path,
+        rules: Rules, envelope: str | None = None, week: str | None = None, dry_run: bool = False,
+        since: datetime | None = None, progress: bool = False) -> JobResult:
+    """The weekly job: ingest, analyze as of the clock, write the weekly review, then alert."""
+    loaded = ingest(con, sources, config=config, envelope=envelope, since=since, progress=progress)
+    outcomes = con.execute(
+        "SELECT outcome, count(*) FROM runs GROUP BY outcome ORDER BY count(*) DESC, outcome").fetchall()
+    analysis = analyze(con, config=config, as_of=as_of)
+    review = report(con, config=config, as_of=as_of, out=out, week=week)
+    alerted = alert(con, rules=rules, as_of=as_of, out=out, dry_run=dry_run)
+    return JobResult(loaded, tuple((o, n) for o, n in outcomes), analysis, review, alerted)
+
+
+@dataclass(frozen=True)
+class UpgradeResult:
+    """The schema version of a warehouse before and after `upgrade`."""
+
+    path: str
+    before: int
+    after: int
+
+    def summary(self) -> str:
+        if self.before == self.after:
+            return f"{self.path}: schema version {self.after}, already current"
+        return f"{self.path}: schema upgraded from version {self.before} to {self.after}"
+
+
+def upgrade(path: str | Path, *, config: Config | None = None) -> UpgradeResult:
+    """Bring a warehouse written by an older build to this build's schema (every writing call does it too)."""
+    before, after = _warehouse.upgrade(path, settings=(config or Config()).warehouse)
+    return UpgradeResult(str(path), before, after)
+
+
+def fail_on_unread(result: IngestResult) -> None:
+    """Raise for sources that could not be read (every other source was ingested)."""
+    if result.failed:
+        more = f" (and {len(result.failed) - 1} more)" if len(result.failed) > 1 else ""
+        raise SourceError(f"{result.failed[0]}{more}; every other source was ingested, "
+                          "and these are retried on the next run")
+
+
+class Lens:
+    """A warehouse file and the options every command shares; each call opens and closes its connection."""
+
+    def __init__(self, db: str | Path = DEFAULT_DB, *, config: Config | None = None, out: Path = DEFAULT_OUT,
+                 as_of: datetime | None = None, progress: bool = False) -> None:
+        self.db = str(db)
+        self.config = config or Config()
+        self.out = Path(out)
+        self.as_of = as_of or datetime.now(UTC).replace(tzinfo=None)
+        self.progress = progress
+
+    @contextmanager
+    def connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect(self.db, read_only=read_only, settings=self.config.warehouse)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def ingest(self, sources: list[str], *, envelope: str | None = None, since: datetime | None = None) -> IngestResult:
+        with self.connection() as con:
+            return ingest(con, sources, config=self.config, envelope=envelope, since=since, progress=self.progress)
+
+    def analyze(self) -> AnalyzeResult:
+        with self.connection() as con:
+            return analyze(con, config=self.config, as_of=self.as_of)
+
+    def report(self, *, week: str | None = None) -> ReportResult:
+        with self.connection() as con:
+            return report(con, config=self.config, as_of=self.as_of, out=self.out, week=week)
+
+    def alert(self, *, rules: Rules | Path | None = None, dry_run: bool = False) -> AlertResult:
+        loaded = rules if isinstance(rules, Rules) else load_rules(rules)
+        with self.connection() as con:
+            return alert(con, rules=loaded, as_of=self.as_of, out=self.out, dry_run=dry_run)
+
+    def run(self, sources: list[str], *, rules: Rules | Path | None = None, envelope: str | None = None,
+            week: str | None = None, dry_run: bool = False, since: datetime | None = None) -> JobResult:
+        loaded = rules if isinstance(rules, Rules) else load_rules(rules)  # a bad rules file stops it before any change
+        with self.connection() as con:
+            return run(con, sources, config=self.config, as_of=self.as_of, out=self.out, rules=loaded,
+                       envelope=envelope, week=week, dry_run=dry_run, since=since, progress=self.progress)
+
+    def query(self, name_or_sql: str, params: dict[str, str] | None = None) -> pl.DataFrame:
+        with self.connection(read_only=True) as con:
+            return query(con, name_or_sql, params)
+
+    def export(self, folder: Path) -> ExportResult:
+        with self.connection(read_only=True) as con:
+            return _query.export_parquet(con, folder)
+
+    def silence(self, *, matchers: list[str], duration: str | None, until: str | None, comment: str,
+                created_by: str) -> str:
+        with self.connection() as con:
+            return _alerts.add_silence(con, matchers=matchers, duration=duration, until=until, comment=comment,
+                                       created_by=created_by, now=self.as_of)
+
+    def store_lint(self, result: LintResult, service: str) -> int:
+        with self.connection() as con:
+            return _lint.store(con, result, service)
+
+    def upgrade(self) -> UpgradeResult:
+        return upgrade(self.db, config=self.config)

@@ -1,0 +1,111 @@
+-- Macros of the warehouse: re-created on every writer open (pipeline.warehouse.connect), after the
+-- numbered schema steps, so a newer build's definitions replace an older build's.
+
+-- lens_ts(text): a shipper's timestamp as UTC TIMESTAMP. RFC 3339 with Z or an offset (Docker, Fluent
+-- Bit, logcli, slog), or epoch seconds / milliseconds / nanoseconds (Fluent Bit `date`, CloudWatch, Loki API).
+CREATE OR REPLACE MACRO lens_ts(t) AS
+    CASE
+        WHEN t IS NULL OR t = '' THEN NULL
+        WHEN regexp_full_match(t, '\d+(\.\d+)?') THEN
+            CASE
+                WHEN try_cast(t AS DOUBLE) > 1e17 THEN make_timestamp(CAST(try_cast(t AS DOUBLE) / 1000 AS BIGINT))
+                WHEN try_cast(t AS DOUBLE) > 1e11 THEN make_timestamp(CAST(try_cast(t AS DOUBLE) * 1000 AS BIGINT))
+                ELSE make_timestamp(CAST(round(try_cast(t AS DOUBLE) * 1e6) AS BIGINT))
+            END
+        ELSE try_cast(try_cast(t AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)
+    END;
+
+-- go_duration_ms(text): Go's time.Duration.String() (`523.4µs`, `23.619417ms`, `2m0.5s`, `0s`) in ms.
+-- Almost every value has one unit; only those with several (`1m2.5s`) take the slower general path.
+CREATE OR REPLACE MACRO go_duration_ms(s) AS
+    CASE
+        WHEN regexp_full_match(s, '[\d.]+(ms|s|µs|μs|us|ns|m|h)') THEN
+            try_cast(regexp_extract(s, '^[\d.]+') AS DOUBLE) * CASE regexp_extract(s, '[a-zµμ]+$')
+                WHEN 'ms' THEN 1.0 WHEN 's' THEN 1000.0 WHEN 'm' THEN 60000.0 WHEN 'h' THEN 3600000.0
+                WHEN 'ns' THEN 0.000001 ELSE 0.001 END
+        ELSE list_sum(list_transform(
+            regexp_extract_all(s, '(\d+(?:\.\d+)?)(h|ms|m|µs|μs|us|ns|s)', 0),
+            lambda x: try_cast(regexp_extract(x, '^[\d.]+') AS DOUBLE) * CASE regexp_extract(x, '[a-zµμ]+$')
+                WHEN 'h' THEN 3600000.0 WHEN 'm' THEN 60000.0 WHEN 's' THEN 1000.0 WHEN 'ms' THEN 1.0
+                WHEN 'ns' THEN 0.000001 ELSE 0.001 END
+        ))
+    END;
+
+-- dirty_episodes(as_of): every dirty episode of a database up to the clock, for the named queries.
+-- An episode starts at the first run with dirty evidence (it left the database dirty, migrate refused with
+-- `Dirty database version N`, or `version` printed `N (dirty)`) and ends at the next clean run (success or no
+-- change with no dirty evidence): the rule of the `dirty_open` finding, computed from `runs` for any clock.
+-- recovered_* describe that clean run; NULL while the episode is still open.
+CREATE OR REPLACE MACRO dirty_episodes(as_of) AS TABLE
+WITH r AS (
+    SELECT runs.*, left_dirty OR outcome = 'dirty' OR dirty_version IS NOT NULL AS evidence
+    FROM runs WHERE started_at <= as_of
+), marked AS (
+    SELECT *,
+        NOT evidence AND outcome IN ('success', 'no_change') AS clean,
+        -- clean runs so far: every run of one episode shares the count of the clean runs before it
+        count(*) FILTER (WHERE NOT evidence AND outcome IN ('success', 'no_change'))
+            OVER (PARTITION BY env, service, database ORDER BY started_at, run_id
+                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS episode
+    FROM r
+), episodes AS (
+    SELECT env, service, database, episode,
+        arg_min(coalesce(ended_at, started_at), started_at) AS dirty_since,
+        arg_min(run_id, started_at) AS cause_run_id,
+        arg_min(outcome, started_at) AS cause_outcome,
+        arg_min(error_class, started_at) AS cause_error_class,
+        arg_min(split_part(error_text, chr(10), 1), started_at) AS cause_error,
+        arg_max(dirty_version, started_at) FILTER (WHERE dirty_version IS NOT NULL) AS dirty_version,
+        count(*) AS dirty_runs,
+        max(started_at) AS last_dirty_run_at
+    FROM marked WHERE evidence
+    GROUP BY env, service, database, episode
+)
+SELECT e.*, c.started_at AS recovered_at, c.run_id AS recovered_run_id, c.outcome AS recovered_outcome,
+       c.applied AS recovered_applied, c.to_version AS recovered_to_version,
+       c.command = 'force' AND c.command_known AS force_recorded
+FROM episodes e
+LEFT JOIN marked c
+  ON c.clean AND c.env = e.env AND c.service = e.service AND c.database = e.database AND c.episode = e.episode + 1;
+
+-- known_versions(as_of): every version a service is known to have by the clock, in any env (applied, printed
+-- by `version`, or dirty; not the one a `missing_file` error asked for).
+CREATE OR REPLACE MACRO known_versions(as_of) AS TABLE
+SELECT DISTINCT service, version FROM migrate_events
+WHERE kind IN ('applied', 'version', 'dirty') AND version IS NOT NULL AND ts <= as_of;
+
+-- database_versions(as_of): every database with a run by the clock, the version its last showing run left it
+-- at, how that is known, and whether it is dirty (the `dirty_open` rule). migrate prints no version after a
+-- `down`, so there the version is the known one below the last step down (NULL: none applied, or not in the
+-- logs); runs.to_version is NULL there and later no-change runs carry the pre-down version forward.
+CREATE OR REPLACE MACRO database_versions(as_of) AS TABLE
+WITH r AS (
+    SELECT runs.*, left_dirty OR outcome = 'dirty' OR dirty_version IS NOT NULL AS evidence
+    FROM runs WHERE started_at <= as_of
+), last_step AS (   -- the last script step of each run
+    SELECT run_id, arg_max(direction, seq) AS direction, arg_max(version, seq) AS version
+    FROM migrate_events WHERE kind = 'applied' AND ts <= as_of
+    GROUP BY run_id
+), shown AS (   -- the last run that shows the version
+    SELECT r.env, r.service, r.database, r.started_at AS known_at,
+        CASE WHEN s.direction = 'down'
+                 THEN (SELECT max(k.version) FROM known_versions(as_of) k
+                       WHERE k.service = r.service AND k.version < s.version)
+             ELSE coalesce(r.dirty_version, r.version_seen) END AS version,
+        CASE WHEN s.direction = 'down' THEN 'below the last down step (' || s.version || ')'
+             WHEN r.dirty_version IS NOT NULL THEN 'dirty version'
+             WHEN r.command = 'version' THEN 'printed by migrate version'
+             ELSE 'last step applied' END AS known_from
+    FROM r LEFT JOIN last_step s USING (run_id)
+    WHERE s.direction = 'down' OR r.dirty_version IS NOT NULL OR r.version_seen IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY r.env, r.service, r.database
+                               ORDER BY r.started_at DESC, r.run_id DESC) = 1
+), state AS (   -- the last run that tells dirty or clean
+    SELECT env, service, database, evidence AS dirty
+    FROM r WHERE evidence OR outcome IN ('success', 'no_change')
+    QUALIFY row_number() OVER (PARTITION BY env, service, database ORDER BY started_at DESC, run_id DESC) = 1
+)
+SELECT d.env, d.service, d.database, v.version, v.known_from, v.known_at, st.dirty
+FROM (SELECT DISTINCT env, service, database FROM r) d
+LEFT JOIN shown v USING (env, service, database)
+LEFT JOIN state st USING (env, service, database);

@@ -1,0 +1,64 @@
+"""Running SQL on a warehouse connection: transactions, named statements, bound parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from functools import cache
+
+import duckdb
+
+from pipeline.core.assets import sql_text
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN … COMMIT, or ROLLBACK when the block raises (anything, KeyboardInterrupt included)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # DuckDB already ended the transaction with the error
+        raise
+    con.execute("COMMIT")
+
+
+def _statement_params(sql: str) -> set[str]:
+    return set().union(*(s.named_parameters for s in duckdb.extract_statements(sql))) if sql.strip() else set()
+
+
+_params_of = cache(_statement_params)
+
+
+def execute(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object] | None = None):
+    """Run `sql` binding only the named parameters it mentions (DuckDB refuses unused ones)."""
+    wanted = _params_of(sql)
+    bound = {k: v for k, v in (params or {}).items() if k in wanted}
+    missing = wanted - bound.keys()
+    if missing:
+        raise KeyError(f"unbound SQL parameters: {sorted(missing)}")
+    return con.execute(sql, bound) if bound else con.execute(sql)
+
+
+@cache
+def statements(name: str) -> tuple[str, ...]:
+    """The statements of `pipeline/sql/<name>.sql`, split by DuckDB's own parser."""
+    return tuple(s.query.strip().rstrip(";") for s in duckdb.extract_statements(sql_text(name)))
+
+
+def one(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object] | list[object] | None = None):
+    """The first row of a query, or None. Fetches the whole result so the connection is free again."""
+    if isinstance(params, Mapping):
+        rows = execute(con, sql, params).fetchall()
+    else:
+        rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object] | list[object] | None = None):
+    """The single value of a one-row, one-column query."""
+    row = one(con, sql, params)
+    return None if row is None else row[0]

@@ -1,0 +1,1 @@
+"""Named queries, shipped as `pipeline.queries`: each file one statement with a header (see README.md here)."""
