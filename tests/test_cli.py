@@ -95,3 +95,63 @@ def test_a_second_writer_on_the_same_warehouse_refuses_clearly(tmp_path):
     time.sleep(0.1)
     after = _invoke(tmp_path, "ingest", str(CAPTURES / "0012_up.txt"))
     assert after.exit_code == 0, after.stderr
+
+
+def test_common_options_work_after_the_command_too(tmp_path):
+    db = tmp_path / "after.duckdb"
+    result = CliRunner().invoke(main, ["ingest", str(CAPTURES / "0012_up.txt"), "--db", str(db), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert db.exists() and not (tmp_path / "migrate-lens.duckdb").exists()
+    late = CliRunner().invoke(main, ["--db", str(tmp_path / "ignored.duckdb"), "analyze", "--db", str(db),
+                                     "--as-of", "2100-01-01T00:00:00Z"])
+    assert late.exit_code == 0, late.output
+    assert late.stdout.startswith("analyzed as of 2100-01-01 00:00Z: 6 script baselines")
+    assert not (tmp_path / "ignored.duckdb").exists()  # the option after the command wins
+
+
+def test_debug_after_the_command_shows_the_traceback(tmp_path):
+    result = CliRunner().invoke(main, ["ingest", str(tmp_path / "nope"), "--debug", "--db", str(tmp_path / "w.duckdb")])
+    assert result.exit_code == 1
+    assert type(result.exception).__name__ == "SourceError"
+
+
+_TROUBLE = (str(CAPTURES / "0012_up.txt"), str(CAPTURES / "0033_up_syntax_error.txt"), str(CAPTURES / "0035_up_dirty.txt"))
+
+
+def test_run_fail_on_exits_3_only_when_an_open_finding_reaches_the_severity(tmp_path):
+    common = ["--as-of", "2100-01-01T00:00:00Z", "--out", str(tmp_path / "out"), "--no-progress"]
+    quiet = CliRunner().invoke(main, ["run", *_TROUBLE, "--db", str(tmp_path / "a.duckdb"), *common,
+                                      "--fail-on", "critical", "--dry-run"])
+    assert quiet.exit_code == 0, quiet.output  # the captures' env is `unknown`: nothing is critical there
+    loud = CliRunner().invoke(main, ["run", *_TROUBLE, "--db", str(tmp_path / "b.duckdb"), *common,
+                                     "--fail-on", "warning", "--dry-run"])
+    assert loud.exit_code == 3, loud.output
+    assert "open: " in loud.stdout and "warning" in loud.stdout.split("open: ")[1]
+    without = CliRunner().invoke(main, ["run", *_TROUBLE, "--db", str(tmp_path / "c.duckdb"), *common, "--dry-run"])
+    assert without.exit_code == 0  # problems in the logs never fail the command unless asked
+
+
+def test_run_fail_on_an_unreadable_source_exits_1_over_3(tmp_path, monkeypatch):
+    from pipeline.ingest.sources import Source
+
+    real = Source.fingerprint
+
+    def unreadable(self: Source) -> str:  # failure injection: root reads every file, so refuse one here
+        if self.uri.endswith("0033_up_syntax_error.txt"):
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Source, "fingerprint", unreadable)
+    result = CliRunner().invoke(main, ["run", *_TROUBLE, "--db", str(tmp_path / "w.duckdb"), "--dry-run",
+                                       "--as-of", "2100-01-01T00:00:00Z", "--out", str(tmp_path / "out"),
+                                       "--fail-on", "info"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and "0033_up_syntax_error.txt" in result.stderr
+    assert result.stderr.endswith("every other source was ingested, and these are retried on the next run\n")
+
+
+def test_run_fail_on_refuses_an_unknown_severity(tmp_path):
+    result = CliRunner().invoke(main, ["run", str(CAPTURES / "0012_up.txt"), "--fail-on", "error",
+                                       "--db", str(tmp_path / "w.duckdb")])
+    assert result.exit_code == 2
+    assert "'error' is not one of 'critical', 'warning', 'info'" in result.stderr

@@ -43,10 +43,15 @@ def execute(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, objec
     return con.execute(sql, bound) if bound else con.execute(sql)
 
 
+def split(sql: str) -> tuple[str, ...]:
+    """The statements of a SQL text, split by DuckDB's own parser (a `;` inside a literal stays put)."""
+    return tuple(s.query.strip().rstrip(";") for s in duckdb.extract_statements(sql))
+
+
 @cache
 def statements(name: str) -> tuple[str, ...]:
-    """The statements of `pipeline/sql/<name>.sql`, split by DuckDB's own parser."""
-    return tuple(s.query.strip().rstrip(";") for s in duckdb.extract_statements(sql_text(name)))
+    """The statements of `pipeline/sql/<name>.sql`."""
+    return split(sql_text(name))
 
 
 def one(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object] | list[object] | None = None):
