@@ -206,7 +206,10 @@ class Lens:
                        envelope=envelope, week=week, dry_run=dry_run, since=since, progress=self.progress)
 
     def query(self, name_or_sql: str, params: dict[str, str] | None = None) -> pl.DataFrame:
+        """A named query or one ad-hoc statement, read-only and sandboxed: no files, network, extensions or
+        settings."""
         with self.connection(read_only=True) as con:
+            _query.sandbox(con)
             return query(con, name_or_sql, params)
 
     def export(self, folder: Path) -> ExportResult:

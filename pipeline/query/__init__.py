@@ -13,8 +13,39 @@ import polars as pl
 from pipeline.core.errors import QueryError
 from pipeline.warehouse.named import bind, named_queries
 
+# DuckDB's own switches, set before any user SQL and then locked: a read-only connection alone still lets
+# COPY ... TO, EXPORT DATABASE, read_text('/etc/passwd'), glob() and INSTALL reach the host and the network.
+_SANDBOX = (
+    "SET autoinstall_known_extensions = false",
+    "SET autoload_known_extensions = false",
+    "SET allow_community_extensions = false",
+    "SET enable_external_access = false",
+    "SET lock_configuration = true",
+)
+
+
+def sandbox(con: duckdb.DuckDBPyConnection) -> None:
+    """Shut the connection off from files, the network, extensions and configuration changes, for good."""
+    for statement in _SANDBOX:
+        con.execute(statement)
+
+
+def _refusal(first: str) -> str | None:
+    low = first.lower()
+    if "read-only" in low:
+        return ("the query command is read-only: it cannot change the warehouse "
+                "(use the stage commands, or open the file with the DuckDB CLI)")
+    if "file system operations are disabled" in low or "external extensions is disabled" in low:
+        return ("the query command reads the warehouse only: no files, network or extensions "
+                "(export with --format csv/json/parquet --output FILE instead)")
+    if "configuration has been locked" in low:
+        return "the query command cannot change settings (they are locked for the sandbox)"
+    return None
+
+
 def run_query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str, str]) -> pl.DataFrame:
-    """Run a named query (by name) or ad-hoc SQL with bound parameters; the connection should be read-only."""
+    """Run a named query (by name) or ad-hoc SQL with bound parameters: one statement, on a read-only
+    connection (the CLI's is also `sandbox`ed)."""
     queries = named_queries()
     if name_or_sql in queries:
         q = queries[name_or_sql]
@@ -23,15 +54,19 @@ def run_query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str
         raise QueryError(f"{name_or_sql}: no such named query (see `migrate-lens query --list`)")
     else:
         sql, defaults = name_or_sql, {}
+    label = name_or_sql if name_or_sql in queries else "SQL"
+    try:
+        parsed = duckdb.extract_statements(sql)
+    except duckdb.Error as e:
+        raise QueryError(f"{label}: {str(e).splitlines()[0]}") from e
+    if len(parsed) != 1:
+        raise QueryError(f"{label}: give exactly one statement (this has {len(parsed)})")
     bound = bind(sql, defaults, params)
     try:
-        return con.sql(sql.strip().rstrip(";"), params=bound or None).pl()
+        return con.sql(parsed[0].query.strip().rstrip(";"), params=bound or None).pl()
     except duckdb.Error as e:
         first = str(e).splitlines()[0]
-        if "read-only" in first.lower():
-            raise QueryError("the query command is read-only: it cannot change the warehouse "
-                             "(use the stage commands, or open the file with the DuckDB CLI)") from e
-        raise QueryError(f"{name_or_sql if name_or_sql in queries else 'SQL'}: {first}") from e
+        raise QueryError(_refusal(first) or f"{label}: {first}") from e
     except AttributeError as e:  # a statement with no result (e.g. SET)
         raise QueryError("the statement returns no rows (the query command runs SELECT-like statements)") from e
 
