@@ -39,7 +39,7 @@ from pipeline import report as _report
 from pipeline.alerts import AlertResult, Rules, load_rules
 from pipeline.analyze import AnalyzeResult
 from pipeline.core.config import Config, load_config
-from pipeline.core.errors import SourceError
+from pipeline.core.errors import SourceError, WarehouseError
 from pipeline.core.vocabulary import FINDINGS_EXIT, at_or_above
 from pipeline.ingest import IngestResult
 from pipeline.lint import LintResult
@@ -77,15 +77,26 @@ def analyze(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: datetime) 
     return _analyze.analyze(con, config=config, as_of=as_of)
 
 
+def _require_fresh_analysis(con: duckdb.DuckDBPyConnection, command: str) -> None:
+    """Stale or missing analysis is never reported as health."""
+    why = _warehouse.stale_analysis(con)
+    if why:
+        raise WarehouseError(f"{command}: {why}; run `migrate-lens analyze` first (or `migrate-lens run`, which does)")
+
+
 def report(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: datetime, out: Path,
            week: str | None = None) -> ReportResult:
-    """Write the weekly review of `week` (default: the last complete ISO week before `as_of`) and the index."""
+    """Write the weekly review of `week` (default: the last complete ISO week before `as_of`) and the index.
+    Refuses when the analysis is missing or older than the last ingest."""
+    _require_fresh_analysis(con, "report")
     return _report.report(con, config=config, as_of=as_of, out=out, week=week)
 
 
 def alert(con: duckdb.DuckDBPyConnection, *, rules: Rules, as_of: datetime, out: Path,
           dry_run: bool = False) -> AlertResult:
-    """Evaluate `rules` over open findings and deliver what is due (or, dry, write the outbox)."""
+    """Evaluate `rules` over open findings and deliver what is due (or, dry, write the outbox). Refuses when
+    the analysis is missing or older than the last ingest."""
+    _require_fresh_analysis(con, "alert")
     return _alerts.alert(con, rules=rules, as_of=as_of, out=out, dry_run=dry_run)
 
 
@@ -174,15 +185,16 @@ class Lens:
         self.progress = progress
 
     @contextmanager
-    def connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = connect(self.db, read_only=read_only, settings=self.config.warehouse)
+    def connection(self, *, read_only: bool = False, create: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to the warehouse; only the commands that load something pass `create`."""
+        con = connect(self.db, read_only=read_only, settings=self.config.warehouse, create=create)
         try:
             yield con
         finally:
             con.close()
 
     def ingest(self, sources: list[str], *, envelope: str | None = None, since: datetime | None = None) -> IngestResult:
-        with self.connection() as con:
+        with self.connection(create=True) as con:
             return ingest(con, sources, config=self.config, envelope=envelope, since=since, progress=self.progress)
 
     def analyze(self) -> AnalyzeResult:
@@ -190,6 +202,8 @@ class Lens:
             return analyze(con, config=self.config, as_of=self.as_of)
 
     def report(self, *, week: str | None = None) -> ReportResult:
+        if week:
+            _report.Week.parse(week)  # a mistyped week is named before the warehouse is opened
         with self.connection() as con:
             return report(con, config=self.config, as_of=self.as_of, out=self.out, week=week)
 
@@ -201,7 +215,7 @@ class Lens:
     def run(self, sources: list[str], *, rules: Rules | Path | None = None, envelope: str | None = None,
             week: str | None = None, dry_run: bool = False, since: datetime | None = None) -> JobResult:
         loaded = rules if isinstance(rules, Rules) else load_rules(rules)  # a bad rules file stops it before any change
-        with self.connection() as con:
+        with self.connection(create=True) as con:
             return run(con, sources, config=self.config, as_of=self.as_of, out=self.out, rules=loaded,
                        envelope=envelope, week=week, dry_run=dry_run, since=since, progress=self.progress)
 
@@ -218,12 +232,12 @@ class Lens:
 
     def silence(self, *, matchers: list[str], duration: str | None, until: str | None, comment: str,
                 created_by: str) -> str:
-        with self.connection() as con:
+        with self.connection(create=True) as con:
             return _alerts.add_silence(con, matchers=matchers, duration=duration, until=until, comment=comment,
                                        created_by=created_by, now=self.as_of)
 
     def store_lint(self, result: LintResult, service: str) -> int:
-        with self.connection() as con:
+        with self.connection(create=True) as con:
             return _lint.store(con, result, service)
 
     def upgrade(self) -> UpgradeResult:

@@ -75,6 +75,9 @@ def analyze(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: datetime) 
         _replace(con, "script_baselines", table)
         _replace(con, "findings", found)
         _replace(con, "rollback_readiness", readiness)
+        con.execute("INSERT INTO analyses SELECT now()::TIMESTAMP, $as_of, (SELECT max(ingested_at) FROM "
+                    "ingested_sources), $findings, $open", {"as_of": as_of, "findings": found.height,
+                                                            "open": found.filter(pl.col("status") == "open").height})
     open_by = (found.filter(pl.col("status") == "open").group_by("severity").len()
                .sort("severity").iter_rows())
     return AnalyzeResult(

@@ -15,14 +15,17 @@ from pipeline.core.errors import WarehouseError
 from pipeline.warehouse import migrations
 from pipeline.warehouse.execution import execute, one, scalar, statements, transaction
 
-__all__ = ["connect", "execute", "one", "scalar", "statements", "transaction", "upgrade"]
+__all__ = ["connect", "execute", "one", "scalar", "stale_analysis", "statements", "transaction", "upgrade"]
 
 
 def connect(
-    path: Path | str, *, read_only: bool = False, settings: WarehouseConfig | None = None
+    path: Path | str, *, read_only: bool = False, settings: WarehouseConfig | None = None, create: bool = True
 ) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse at `path`. Writers create it and bring its schema up to this build's version;
+    """Open the warehouse at `path`. Writers bring its schema up to this build's version, and create the file
+    when `create` (only the commands that load something do: a mistyped --db must not report all clear);
     readers refuse a warehouse whose schema is older or newer than this build's (see `migrations`)."""
+    if not create and str(path) != ":memory:" and not Path(path).is_file():
+        raise WarehouseError(f"{path}: no migrate-lens warehouse here (check --db, or run `migrate-lens ingest` first)")
     con = _open(str(path), read_only, settings or WarehouseConfig())
     try:
         if read_only:
@@ -33,6 +36,20 @@ def connect(
         con.close()
         raise
     return con
+
+
+def stale_analysis(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Why the findings do not describe what is ingested (None when they do): never analyzed, or sources
+    were ingested (or streams await their rebuild) after the last analysis."""
+    last = con.execute("SELECT analyzed_at, as_of FROM analyses ORDER BY analyzed_at DESC LIMIT 1").fetchall()
+    newest = con.execute("SELECT max(ingested_at) FROM ingested_sources").fetchall()[0][0]
+    if not last:
+        return "nothing was analyzed yet" if newest is not None else None
+    if newest is not None and newest > last[0][0]:
+        return f"sources were ingested at {newest:%Y-%m-%d %H:%M:%S} UTC, after the last analysis ({last[0][0]:%Y-%m-%d %H:%M:%S})"
+    if con.execute("SELECT count(*) FROM pending_streams").fetchall()[0][0]:
+        return "some ingested lines still wait for their events and runs to be rebuilt"
+    return None
 
 
 def upgrade(path: Path | str, *, settings: WarehouseConfig | None = None) -> tuple[int, int]:
