@@ -100,9 +100,11 @@ def alert(con: duckdb.DuckDBPyConnection, *, rules: Rules, as_of: datetime, out:
     return _alerts.alert(con, rules=rules, as_of=as_of, out=out, dry_run=dry_run)
 
 
-def query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str, str] | None = None) -> pl.DataFrame:
-    """A named query from `queries/` (by name) or ad-hoc SQL, parameters bound."""
-    return _query.run_query(con, name_or_sql, params or {})
+def query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str, str] | None = None, *,
+          as_of: datetime | None = None) -> pl.DataFrame:
+    """A named query from `queries/` (by name) or ad-hoc SQL, parameters bound; a named query's clock
+    (`as_of`) defaults to `as_of`, else now."""
+    return _query.run_query(con, name_or_sql, params or {}, as_of)
 
 
 def lint(folder: Path, *, multi_statement: bool = False) -> LintResult:
@@ -224,7 +226,7 @@ class Lens:
         settings."""
         with self.connection(read_only=True) as con:
             _query.sandbox(con)
-            return query(con, name_or_sql, params)
+            return query(con, name_or_sql, params, as_of=self.as_of)
 
     def export(self, folder: Path) -> ExportResult:
         with self.connection(read_only=True) as con:

@@ -1,7 +1,7 @@
 -- name: alerts_open
 -- answers: Alerts firing or silenced now and notifications not yet delivered: rule, route, labels, sends, and the last delivery error.
 -- param: status = *            (alert status glob: firing, resolved, silenced)
--- param: as_of = 2026-11-16    (the clock, UTC, for silences in force; ISO date or timestamp)
+-- param: as_of = now           (the clock: --as-of, else now, UTC, for silences in force; ISO date or timestamp)
 --
 -- One row per alert identity (rule + labels). Resolved alerts are listed only while a notification is
 -- pending. `silenced_by` names silences from `migrate-lens silence` in force at the clock whose matchers (label

@@ -2,7 +2,7 @@
 -- answers: The current migration version of every database at the clock, whether it is dirty, how it is known, and databases behind the rest of their env.
 -- param: env = *               (environment glob)
 -- param: service = *           (service glob)
--- param: as_of = 2026-11-16    (the clock, UTC; ISO date or timestamp)
+-- param: as_of = now           (the clock: --as-of, else now, UTC; ISO date or timestamp)
 --
 -- Versions and dirtiness come from the `database_versions(as_of)` table macro (pipeline/sql/schema.sql): the
 -- last run that showed the version (an `up`'s last step, `version`'s answer, the dirty version, or after a

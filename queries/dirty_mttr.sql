@@ -2,7 +2,7 @@
 -- answers: Time to recover from dirty (MTTR) per environment and service: episodes recovered, mean, median and worst hours, and episodes still open.
 -- param: env = *               (environment glob)
 -- param: days = 28             (episodes recovered, or still open, within this many days of the clock)
--- param: as_of = 2026-11-16    (the clock, UTC; ISO date or timestamp)
+-- param: as_of = now           (the clock: --as-of, else now, UTC; ISO date or timestamp)
 --
 -- Episodes as in `dirty_now`: from the end of the first run with dirty evidence to the start of the next
 -- clean run. Open episodes are not in the MTTR; they are counted, with the hours they have lasted so far.

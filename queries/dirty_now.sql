@@ -1,7 +1,7 @@
 -- name: dirty_now
 -- answers: Databases dirty at the clock: since when, for how long, at which version, and the run that left them so.
 -- param: env = *               (environment glob)
--- param: as_of = 2026-11-16    (the clock, UTC; ISO date or timestamp)
+-- param: as_of = now           (the clock: --as-of, else now, UTC; ISO date or timestamp)
 --
 -- Dirty episodes come from the `dirty_episodes(as_of)` table macro (pipeline/sql/schema.sql): the rule of the
 -- `dirty_open` finding, recomputed from `runs` for any clock. A `version` run that prints the dirty version

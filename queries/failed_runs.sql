@@ -3,7 +3,7 @@
 -- param: env = *                                          (environment glob)
 -- param: outcomes = failed,dirty,locked,error,interrupted (outcomes to list, comma-separated)
 -- param: days = 28                                        (how far back from the clock)
--- param: as_of = 2026-11-16                               (the clock, UTC; ISO date or timestamp)
+-- param: as_of = now                                      (the clock: --as-of, else now, UTC; ISO date or timestamp)
 --
 -- `version` is the version a failed, interrupted or refused (dirty) run was on; for lock and connection
 -- errors no script ran, so it is NULL. The script name comes from any step of that version in the logs.

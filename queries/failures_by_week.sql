@@ -2,7 +2,7 @@
 -- answers: Failed runs per ISO week and environment: runs, failures, failure rate, by outcome, services failing.
 -- param: env = *               (environment glob, e.g. prod or preview-*)
 -- param: weeks = 8             (whole ISO weeks back, counting the clock's week)
--- param: as_of = 2026-11-16    (the clock, UTC; ISO date or timestamp)
+-- param: as_of = now           (the clock: --as-of, else now, UTC; ISO date or timestamp)
 --
 -- A failure is a run whose outcome is failed, dirty (refused: the database was already dirty), locked,
 -- error (connection, missing file, ...) or interrupted: the set the failure-spike finding counts.

@@ -2,7 +2,7 @@
 -- answers: Dirty databases that came back clean, so someone ran `migrate force`: when, after how long, and whether the dirty script was re-run.
 -- param: env = *               (environment glob)
 -- param: days = 28             (recoveries this far back from the clock)
--- param: as_of = 2026-11-16    (the clock, UTC; ISO date or timestamp)
+-- param: as_of = now           (the clock: --as-of, else now, UTC; ISO date or timestamp)
 --
 -- migrate refuses everything but `force` while a database is dirty, and `force` prints nothing: a clean run
 -- after dirty evidence means the version was forced in between (recorded only when a wrapper logged the

@@ -1,7 +1,7 @@
 -- name: lint_vs_history
 -- answers: Scripts that `migrate-lens lint --store` flags and that really failed, went dirty or were rolled back.
 -- param: service = *            (service glob)
--- param: as_of = 2100-01-01     (the clock; ISO date or timestamp)
+-- param: as_of = now            (the clock: --as-of, else now; ISO date or timestamp)
 WITH flagged AS (
     SELECT service, version, string_agg(DISTINCT rule, ', ' ORDER BY rule) AS rules,
            max(CASE severity WHEN 'error' THEN 3 WHEN 'warning' THEN 2 ELSE 1 END) AS worst

@@ -2,7 +2,7 @@
 -- answers: Lock contention by service: migrate's advisory lock not taken, scripts failing on table locks, and the runs that held the lock.
 -- param: env = *               (environment glob)
 -- param: days = 28             (how far back from the clock)
--- param: as_of = 2026-11-16    (the clock, UTC; ISO date or timestamp)
+-- param: as_of = now           (the clock: --as-of, else now, UTC; ISO date or timestamp)
 --
 -- Two kinds of contention: `locked` runs (migrate could not take its advisory lock: another migrate held it,
 -- `error: timeout: can't acquire database lock`) and scripts that failed with `lock_conflict` (Postgres lock

@@ -2,7 +2,7 @@
 -- answers: Scripts applied in staging/preview but not yet in prod, with their predicted prod duration from the staging/preview baselines.
 -- param: target = prod                        (the environment the scripts are waiting for)
 -- param: from_envs = staging,preview-*,pr-*   (environments whose timings predict it: comma-separated globs)
--- param: as_of = 2026-11-16                   (the clock, UTC; ISO date or timestamp)
+-- param: as_of = now                          (the clock: --as-of, else now, UTC; ISO date or timestamp)
 --
 -- Pending: an up script applied in a source env whose version is above the current version of at least one
 -- target database (current versions as in `current_versions`, so a version rolled back in prod counts as

@@ -2,7 +2,7 @@
 -- answers: Runs per day and environment: outcomes, scripts applied, their total own time, and databases touched.
 -- param: env = *               (environment glob)
 -- param: days = 28             (how far back from the clock)
--- param: as_of = 2026-11-16    (the clock, UTC; ISO date or timestamp)
+-- param: as_of = now           (the clock: --as-of, else now, UTC; ISO date or timestamp)
 --
 -- Days are UTC. `own_s` sums the scripts' own execution time of the day's applied steps (up and down).
 WITH clock AS (

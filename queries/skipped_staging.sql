@@ -3,7 +3,7 @@
 -- param: env = prod            (the later environment)
 -- param: before = staging      (the environment a version should pass first)
 -- param: days = 28             (versions first applied in env this far back from the clock)
--- param: as_of = 2026-11-16    (the clock, UTC; ISO date or timestamp)
+-- param: as_of = now           (the clock: --as-of, else now, UTC; ISO date or timestamp)
 --
 -- From the up steps in `migrate_events`. Services with no runs at all in `before` are left out (nothing to
 -- compare with), as the `promotion_skipped` finding does. Versions older than the logs are not judged.

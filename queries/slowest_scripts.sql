@@ -2,7 +2,7 @@
 -- answers: The slowest scripts of an environment against their baselines (own time, median, ratio).
 -- param: env = prod            (environment to look at; a glob such as preview-* or a pooled name such as preview)
 -- param: days = 28             (how far back from the clock)
--- param: as_of = 2026-11-16    (the clock, UTC; ISO date or timestamp)
+-- param: as_of = now           (the clock: --as-of, else now, UTC; ISO date or timestamp)
 -- param: limit = 20            (how many scripts)
 --
 -- One row per script (env, service, version, direction) applied in the window, slowest first. Own time is

@@ -2,7 +2,7 @@
 -- answers: Drift between environments: per service and env, the version range of its databases against the env before it in promotion order and the newest anywhere.
 -- param: service = *                  (service glob)
 -- param: env_order = dev,staging,prod (promotion order, comma-separated; other envs are listed after, unranked)
--- param: as_of = 2026-11-16           (the clock, UTC; ISO date or timestamp)
+-- param: as_of = now                  (the clock: --as-of, else now, UTC; ISO date or timestamp)
 --
 -- Current versions per database as in `current_versions`. `waiting` counts the known versions the env
 -- before has and this env's laggard database has not (what a promotion would apply); `ahead` marks an env

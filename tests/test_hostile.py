@@ -79,3 +79,21 @@ def test_commands_that_load_something_may_create_the_warehouse(tmp_path, command
     result = _cli(*args, "--db", str(db), "--out", str(tmp_path / "out"), *CLOCK)
     assert result.exit_code == 0, result.output
     assert db.exists()
+
+
+# ---------------------------------------------------------------- named queries answer for the command's clock
+
+def test_named_queries_default_their_clock_to_as_of_else_now(tmp_path):
+    db = str(tmp_path / "w.duckdb")
+    assert _cli("ingest", str(CAPTURES / "0035_up_dirty.txt"), "--db", db).exit_code == 0  # time: the file's mtime
+
+    def dirty(*clock: str) -> list[str]:
+        result = _cli("query", "dirty_now", "--format", "csv", "--db", db, *clock)
+        assert result.exit_code == 0, result.stderr
+        return result.stdout.splitlines()[1:]
+
+    assert dirty("--as-of", "2000-01-01T00:00:00Z") == []  # before the run: nothing dirty yet
+    assert len(dirty("--as-of", "2100-01-01T00:00:00Z")) == 1
+    assert len(dirty()) == 1  # no --as-of: now, which is after the file was written
+    listed = _cli("query", "--list", "--db", db).stdout
+    assert "[as_of=now]" in listed and "2026-11-16" not in listed

@@ -39,7 +39,7 @@ def demo_db(tmp_path_factory):
 
 
 def _q(db, *args: str):
-    return CliRunner().invoke(main, ["--db", str(db), "query", *args])
+    return CliRunner().invoke(main, ["--db", str(db), "--as-of", "2026-11-16T00:00:00Z", "query", *args])
 
 
 def test_there_are_at_least_ten_named_queries_each_documented():

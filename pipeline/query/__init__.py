@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -43,7 +44,8 @@ def _refusal(first: str) -> str | None:
     return None
 
 
-def run_query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str, str]) -> pl.DataFrame:
+def run_query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str, str],
+              clock: datetime | None = None) -> pl.DataFrame:
     """Run a named query (by name) or ad-hoc SQL with bound parameters: one statement, on a read-only
     connection (the CLI's is also `sandbox`ed)."""
     queries = named_queries()
@@ -61,7 +63,7 @@ def run_query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str
         raise QueryError(f"{label}: {str(e).splitlines()[0]}") from e
     if len(parsed) != 1:
         raise QueryError(f"{label}: give exactly one statement (this has {len(parsed)})")
-    bound = bind(sql, defaults, params)
+    bound = bind(sql, defaults, params, clock)
     try:
         return con.sql(parsed[0].query.strip().rstrip(";"), params=bound or None).pl()
     except duckdb.Error as e:

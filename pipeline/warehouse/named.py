@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import duckdb
 import polars as pl
@@ -61,23 +62,26 @@ def named_queries() -> dict[str, NamedQuery]:
                                 for p in files)}
 
 
-def bind(sql: str, defaults: dict[str, str], given: dict[str, str]) -> dict[str, object]:
+def bind(sql: str, defaults: dict[str, str], given: dict[str, str], clock: datetime | None = None) -> dict[str, object]:
+    """The values of the parameters `sql` uses: given, else the header's default. The default `now` is the
+    analysis clock (`--as-of`), else the wall clock, so a named query never answers for a fixed demo date."""
     used = set(_USED.findall(re.sub(r"--[^\n]*", "", sql)))
     unknown = sorted(set(given) - used)
     if unknown:
         raise QueryError(f"--param {unknown[0]}: the query has no such parameter "
                          f"(it takes: {', '.join(sorted(used)) or 'none'})")
     values = {**{k: v for k, v in defaults.items() if k in used}, **given}
+    now = (clock or datetime.now(UTC).replace(tzinfo=None)).isoformat()
+    values = {k: now if v == "now" else v for k, v in values.items()}
     missing = sorted(used - values.keys())
     if missing:
         raise QueryError(f"${missing[0]}: the query needs it (add --param {missing[0]}=VALUE)")
     return dict(values)
 
 
-
-
-def run_named(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, str]) -> pl.DataFrame:
+def run_named(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, str],
+              clock: datetime | None = None) -> pl.DataFrame:
     """Run the named query `name` with its defaults, overridden by `params`."""
     query = named_queries()[name]
-    bound = bind(query.sql, {p.name: p.default for p in query.params}, params)
+    bound = bind(query.sql, {p.name: p.default for p in query.params}, params, clock)
     return con.sql(query.sql.strip().rstrip(";"), params=bound or None).pl()
