@@ -46,6 +46,8 @@ from pipeline.lint import LintResult
 from pipeline.lint import exit_code as lint_exit_code
 from pipeline.lint import render as render_lint
 from pipeline.query import ExportResult
+from pipeline.query.output import render as render_frame
+from pipeline.query.output import write as write_frame
 from pipeline.report import ReportResult
 from pipeline import warehouse as _warehouse
 from pipeline.warehouse import connect
@@ -56,7 +58,7 @@ __all__ = [
     "DEFAULT_DB", "DEFAULT_OUT", "AlertResult", "AnalyzeResult", "Config", "ExportResult", "IngestResult", "JobResult",
     "Lens", "LintResult", "ReportResult", "Rules", "UpgradeResult", "WrapResult", "alert", "analyze", "connect",
     "NamedQuery", "fail_on_unread", "ingest", "lint", "lint_exit_code", "load_config", "load_rules", "named_queries", "query",
-    "render_lint", "report", "run", "upgrade", "wrap",
+    "render_frame", "render_lint", "report", "run", "upgrade", "wrap", "write_frame",
 ]
 
 DEFAULT_DB = "migrate-lens.duckdb"

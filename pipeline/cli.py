@@ -8,7 +8,6 @@ accepted before the command and after it (`migrate-lens ingest logs/ --db w.duck
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,8 +19,9 @@ import click
 
 from pipeline import __version__
 from pipeline.api import (DEFAULT_DB, DEFAULT_OUT, Lens, fail_on_unread, lint, lint_exit_code, load_config,
-                          named_queries, render_lint, wrap)
+                          named_queries, render_frame, render_lint, wrap, write_frame)
 from pipeline.core.errors import LensError, QueryError
+from pipeline.core.render import inert
 from pipeline.core.vocabulary import ENVELOPES, SEVERITIES
 
 _COMMON = "migrate_lens_common"
@@ -85,7 +85,7 @@ def _stage(func: Callable[..., None]) -> Callable[..., None]:
         except LensError as e:
             if debug:
                 raise
-            click.echo(f"Error: {_inert(str(e))}", err=True)
+            click.echo(f"Error: {inert(str(e))}", err=True)
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("Error: interrupted; nothing half-recorded (each source commits whole)", err=True)
@@ -200,43 +200,12 @@ def query(name_or_sql: str | None, params: tuple[str, ...], output_format: str, 
         bound[key] = value
     if output_format == "parquet" and output is None:
         raise QueryError("--format parquet writes a file: add --output FILE.parquet")
-    _emit(_lens().query(name_or_sql, bound), output_format, output)
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _inert(text: str) -> str:
-    """Text from logs, safe for a terminal: control characters (ESC sequences included) shown, not obeyed."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-def _emit(frame: Any, output_format: str, output: Path | None) -> None:
-    """Write a query result as a table, CSV, JSON or Parquet, to stdout or a file."""
-    from rich.console import Console
-    from rich.table import Table
-
-    if output_format == "parquet":
-        frame.write_parquet(output)
-        click.echo(f"wrote {frame.height:,} rows to {output}", err=True)
-        return
-    if output_format == "csv":
-        text = frame.write_csv()
-    elif output_format == "json":
-        text = frame.write_json() + "\n"
-    else:
-        table = Table(*(_inert(c) for c in frame.columns), show_lines=False)
-        for row in frame.iter_rows():
-            table.add_row(*("" if v is None else _inert(str(v)) for v in row))
-        console = Console(width=max(80, min(250, 20 * len(frame.columns))), record=True, markup=False,
-                          file=open(os.devnull, "w"))  # noqa: SIM115 - rendered to text below
-        console.print(table)
-        text = console.export_text() + f"({frame.height:,} row{'s' if frame.height != 1 else ''})\n"
+    frame = _lens().query(name_or_sql, bound)
     if output:
-        output.write_text(text, encoding="utf-8")
+        write_frame(frame, output_format, output)
         click.echo(f"wrote {frame.height:,} rows to {output}", err=True)
     else:
-        click.echo(text, nl=False)
+        click.echo(render_frame(frame, output_format), nl=False)
 
 
 @_command()

@@ -85,3 +85,17 @@ def test_contract_columns_exist(table, warehouse):
         "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [table]).fetchall()}
     want = {c.strip() for c in CONTRACT_COLUMNS[table].split(",")}
     assert want <= have, want - have
+
+
+def _surface_relations() -> set[str]:
+    section = README.split("## The SQL surface", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\*\*`([a-z_]+)`\*\*", section, flags=re.M))
+
+
+def test_export_covers_every_relation_the_sql_surface_documents(warehouse):
+    from pipeline.query import EXPORT
+
+    documented = _surface_relations()
+    assert documented == set(EXPORT)
+    tables = {t for (t,) in warehouse.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert documented <= tables

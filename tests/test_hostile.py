@@ -97,3 +97,29 @@ def test_named_queries_default_their_clock_to_as_of_else_now(tmp_path):
     assert len(dirty()) == 1  # no --as-of: now, which is after the file was written
     listed = _cli("query", "--list", "--db", db).stdout
     assert "[as_of=now]" in listed and "2026-11-16" not in listed
+
+
+# ---------------------------------------------------------------- output that cannot crash or reach a terminal
+
+def test_csv_and_json_serialize_nested_values_and_csv_escapes_control_characters(tmp_path):
+    db = str(tmp_path / "w.duckdb")
+    assert _cli("ingest", str(CAPTURES / "0012_up.txt"), "--db", db).exit_code == 0
+    sql = "SELECT [1, 2] AS l, {'k': 'v'} AS s, 'red' || chr(27) || '[31m' || chr(13) AS t"
+    csv_out = _cli("query", sql, "--format", "csv", "--db", db)
+    assert csv_out.exit_code == 0, csv_out.stderr
+    assert csv_out.stdout == 'l,s,t\n"[1, 2]","{""k"": ""v""}",red\\x1b[31m\\x0d\n'
+    json_out = _cli("query", sql, "--format", "json", "--db", db)
+    assert json_out.stdout == '[{"l":[1,2],"s":{"k":"v"},"t":"red\\u001b[31m\\r"}]\n'
+
+
+def test_the_shipped_lint_vs_history_query_exports_as_csv(tmp_path):
+    db = str(tmp_path / "w.duckdb")
+    folder = CAPTURES.parent / "migrations" / "concurrently-in-tx"
+    assert _cli("lint", str(folder), "--store", "unknown", "--db", db, "--fail-on", "never").exit_code == 0
+    assert _cli("ingest", str(CAPTURES / "0050_verbose_up_concurrently_fails.txt"), "--db", db).exit_code == 0
+    result = _cli("query", "lint_vs_history", "--format", "csv", "--db", db, *CLOCK)
+    assert result.exit_code == 0, result.stderr
+    header, row = result.stdout.splitlines()
+    assert header == "service,version,rules,worst_lint,failed_runs,dirty_runs,rollbacks,rolled_back_in"
+    # rolled_back_in is a list column (NULL here: no rollback); the CSV writer used to refuse it whole
+    assert row == 'unknown,9,"concurrently-in-transaction, not-idempotent",error,1,1,0,'

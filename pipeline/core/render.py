@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from functools import cache
 
 import jinja2
 
 from pipeline.core.assets import templates_folder
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def inert(text: str) -> str:
+    """Text from logs, safe for a terminal, a CSV cell or a header: control characters (escape sequences
+    included) shown as `\\xNN`, not obeyed. Tab and newline stay."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def human_duration(ms: float | None, missing: str = "?") -> str:

@@ -73,17 +73,21 @@ def run_query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str
         raise QueryError("the statement returns no rows (the query command runs SELECT-like statements)") from e
 
 
-# The relations of the SQL surface, and how each is partitioned in the Parquet export.
+# Every relation of the SQL surface (README § The SQL surface, drift-tested), and how each is partitioned in
+# the Parquet export: (Hive column from `env`, month expression) where it has them.
 EXPORT = {
+    "ingested_sources": (None, None),
+    "rejects": (None, None),
     "log_lines": ("env", "strftime(ts, '%Y-%m')"),
     "migrate_events": ("env", "strftime(ts, '%Y-%m')"),
     "runs": ("env", "strftime(started_at, '%Y-%m')"),
-    "findings": ("env", "strftime(ts, '%Y-%m')"),
     "script_baselines": ("env", None),
-    "rejects": (None, None),
-    "ingested_sources": (None, None),
+    "findings": ("env", "strftime(ts, '%Y-%m')"),
     "rollback_readiness": (None, None),
     "alerts": (None, None),
+    "silences": (None, None),
+    "lint_issues": (None, None),
+    "analyses": (None, None),
 }
 
 
