@@ -39,7 +39,7 @@ from pipeline import report as _report
 from pipeline.alerts import AlertResult, Rules, load_rules
 from pipeline.analyze import AnalyzeResult
 from pipeline.core.config import Config, load_config
-from pipeline.core.errors import SourceError, WarehouseError
+from pipeline.core.errors import ConfigError, SourceError, WarehouseError
 from pipeline.core.vocabulary import FINDINGS_EXIT, at_or_above
 from pipeline.ingest import IngestResult
 from pipeline.lint import LintResult
@@ -51,13 +51,15 @@ from pipeline.query.output import write as write_frame
 from pipeline.report import ReportResult
 from pipeline import warehouse as _warehouse
 from pipeline.warehouse import connect
+from pipeline.warehouse import retention as _retention
+from pipeline.warehouse.retention import PruneResult
 from pipeline.warehouse.named import NamedQuery, named_queries
 from pipeline.wrap import WrapResult, wrap
 
 __all__ = [
     "DEFAULT_DB", "DEFAULT_OUT", "AlertResult", "AnalyzeResult", "Config", "ExportResult", "IngestResult", "JobResult",
     "Lens", "LintResult", "ReportResult", "Rules", "UpgradeResult", "WrapResult", "alert", "analyze", "connect",
-    "NamedQuery", "fail_on_unread", "ingest", "lint", "lint_exit_code", "load_config", "load_rules", "named_queries", "query",
+    "NamedQuery", "PruneResult", "fail_on_unread", "ingest", "lint", "lint_exit_code", "load_config", "load_rules", "named_queries", "prune", "query",
     "render_frame", "render_lint", "report", "run", "upgrade", "wrap", "write_frame",
 ]
 
@@ -123,11 +125,13 @@ class JobResult:
     analysis: AnalyzeResult
     report: ReportResult
     alerts: AlertResult
+    pruned: PruneResult | None = None  # when [retention] keep_raw_days is set
 
     def summary(self) -> str:
         by_outcome = ", ".join(f"{n:,} {outcome}" for outcome, n in self.outcomes) or "no runs"
-        return (f"{self.ingest.summary()}\nruns by outcome: {by_outcome}\n{self.analysis.summary()}\n"
-                f"{self.report.summary()}\n{self.alerts.summary()}")
+        lines = [self.ingest.summary(), f"runs by outcome: {by_outcome}", self.analysis.summary(),
+                 self.report.summary(), self.alerts.summary()]
+        return "\n".join(lines + ([self.pruned.summary()] if self.pruned else []))
 
     def exit_code(self, fail_on: str | None) -> int:
         """3 when an open finding is at or above `fail_on` (critical, warning, info), else 0."""
@@ -146,7 +150,15 @@ def run(con: duckdb.DuckDBPyConnection, sources: list[str], *, config: Config, a
     analysis = analyze(con, config=config, as_of=as_of)
     review = report(con, config=config, as_of=as_of, out=out, week=week)
     alerted = alert(con, rules=rules, as_of=as_of, out=out, dry_run=dry_run)
-    return JobResult(loaded, tuple((o, n) for o, n in outcomes), analysis, review, alerted)
+    keep = config.retention.keep_raw_days
+    pruned = _retention.prune(con, keep_days=keep, now=as_of) if keep else None
+    return JobResult(loaded, tuple((o, n) for o, n in outcomes), analysis, review, alerted, pruned)
+
+
+def prune(con: duckdb.DuckDBPyConnection, *, keep_days: float, now: datetime) -> PruneResult:
+    """Apply the retention policy: raw lines of closed streams and rejects older than `keep_days` go;
+    events, runs, findings and alerts stay. `Lens.prune` also compacts the file."""
+    return _retention.prune(con, keep_days=keep_days, now=now)
 
 
 @dataclass(frozen=True)
@@ -220,8 +232,24 @@ class Lens:
             week: str | None = None, dry_run: bool = False, since: datetime | None = None) -> JobResult:
         loaded = rules if isinstance(rules, Rules) else load_rules(rules)  # a bad rules file stops it before any change
         with self.connection(create=True) as con:
-            return run(con, sources, config=self.config, as_of=self.as_of, out=self.out, rules=loaded,
-                       envelope=envelope, week=week, dry_run=dry_run, since=since, progress=self.progress)
+            job = run(con, sources, config=self.config, as_of=self.as_of, out=self.out, rules=loaded,
+                      envelope=envelope, week=week, dry_run=dry_run, since=since, progress=self.progress)
+        if job.pruned and self.config.retention.compact:
+            job = replace(job, pruned=replace(job.pruned, **self._compact()))
+        return job
+
+    def prune(self, *, keep_days: float | None = None) -> PruneResult:
+        """The retention policy (`keep_days`, else `[retention] keep_raw_days`), then compaction."""
+        keep = keep_days or self.config.retention.keep_raw_days
+        if not keep:
+            raise ConfigError("prune: give --keep-days N or set [retention] keep_raw_days in the config file")
+        with self.connection() as con:
+            pruned = prune(con, keep_days=keep, now=self.as_of)
+        return replace(pruned, **self._compact()) if self.config.retention.compact else pruned
+
+    def _compact(self) -> dict[str, int]:
+        before, after = _retention.compact(self.db)
+        return {"bytes_before": before, "bytes_after": after}
 
     def query(self, name_or_sql: str, params: dict[str, str] | None = None) -> pl.DataFrame:
         """A named query or one ad-hoc statement, read-only and sandboxed: no files, network, extensions or

@@ -284,3 +284,11 @@ def run(sources: tuple[str, ...], envelope: str | None, rules_path: Path | None,
 def upgrade() -> None:
     """Migrate a warehouse written by an older migrate-lens to this build's schema (keeps every row)."""
     click.echo(_lens().upgrade().summary())
+
+
+@_command()
+@click.option("--keep-days", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DAYS",
+              help="Keep raw lines this many days (default: [retention] keep_raw_days of the config).")
+def prune(keep_days: float | None) -> None:
+    """Apply the retention policy: remove old raw lines and rejects, keep events, runs and findings; compact."""
+    click.echo(_lens().prune(keep_days=keep_days).summary())
