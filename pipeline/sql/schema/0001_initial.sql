@@ -1,4 +1,4 @@
--- The warehouse schema: the stable SQL surface of CONTRACT §3, plus columns the pipeline adds.
+-- The warehouse schema: the stable SQL surface of docs/contract.md §3, plus columns the pipeline adds.
 -- Timestamps are TIMESTAMP in UTC. Step 1 of the numbered schema steps (pipeline.warehouse.migrations):
 -- a warehouse written before schema versions existed already has these tables, so every statement is idempotent.
 
@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS log_lines (
     line_no     BIGINT NOT NULL,
     ts          TIMESTAMP,           -- UTC
     ts_origin   VARCHAR NOT NULL,    -- envelope | verbose | mtime: how ts was known
-    stream_key  VARCHAR NOT NULL,    -- one migrate process (CONTRACT §2)
+    stream_key  VARCHAR NOT NULL,    -- one migrate process (docs/contract.md §2)
     env         VARCHAR NOT NULL,
     service     VARCHAR NOT NULL,
     database    VARCHAR NOT NULL,
