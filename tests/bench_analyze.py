@@ -579,6 +579,7 @@ def child_main(db: str, profile: bool) -> None:
     import pipeline.analyze as A
     import pipeline.analyze.baselines as B
     import pipeline.analyze.findings as F
+    import pipeline.analyze.findings.frames as FF
     from pipeline.core.config import Config
     from pipeline.warehouse import connect
 
@@ -631,8 +632,9 @@ def child_main(db: str, profile: bool) -> None:
         wrap(F, "detect", "findings.detect")
         for name in ("rollback_readiness", "dirty_findings", "run_findings", "outlier_findings",
                      "spike_findings", "rollback_findings", "promotion_findings", "missing_down_findings",
-                     "idempotency_findings", "_by_db"):
+                     "idempotency_findings"):
             wrap(F, name, f"findings.{name}")
+        wrap(FF, "_by_db", "findings._by_db")
         wrap(A, "_replace", lambda a: f"write {a[1]}")
 
     prof = None
