@@ -1,15 +1,17 @@
-"""Findings about dirty databases: dirty_open and forced_recovery, one of each per dirty episode."""
+"""Findings about dirty databases: dirty_open and forced_recovery, one of each per dirty episode.
+
+The episodes are not found here: `Frames.episodes` holds the rows of the warehouse's `dirty_episodes(as_of)`
+macro (pipeline/sql/macros.sql), which the named queries dirty_now, dirty_mttr and forced_recoveries read
+too, so a finding and a query cannot disagree on when a database was dirty.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import polars as pl
 
-from pipeline.analyze.findings.frames import Frames, _dirty_evidence, _is_prod
+from pipeline.analyze.findings.frames import Frames, _is_prod
 from pipeline.analyze.findings.rows import _rows
 from pipeline.core.render import human_minutes
-from pipeline.core.vocabulary import CLEAN_OUTCOMES
 
 
 def dirty_findings(f: Frames) -> list[pl.DataFrame]:
@@ -19,50 +21,42 @@ def dirty_findings(f: Frames) -> list[pl.DataFrame]:
     clean run after dirty evidence means someone forced the version in between.
     """
     dirty_rows, forced_rows = [], []
-    for key, runs in f.by_db.items():
-        since: dict | None = None
-        version = None
-        for run in runs:
-            if _dirty_evidence(run):
-                if since is None:
-                    since = run
-                if run["dirty_version"] is not None:
-                    version = run["dirty_version"]
-                continue
-            if since is not None and run["outcome"] in CLEAN_OUTCOMES:
-                minutes = (run["started_at"] - since["ended_at"]).total_seconds() / 60
-                dirty_rows.append(_dirty_row(f, key, since, version, minutes, resolved_at=run["started_at"]))
-                recorded = run["command"] == "force" and run["command_known"]
-                forced_rows.append({
-                    "severity": "warning" if _is_prod(key[0], f.cfg) else "info",
-                    "env": key[0], "service": key[1], "database": key[2], "version": version,
-                    "run_id": run["run_id"], "ts": run["started_at"], "observed": minutes, "expected": 0.0,
-                    "unit": "minutes",
-                    "explanation": (
-                        f"{'/'.join(key)}: dirty at {version if version is not None else '?'} from "
-                        f"{since['ended_at']:%Y-%m-%d %H:%M} for {human_minutes(minutes)}; "
-                        + ("the wrapper recorded `migrate force`" if recorded else
-                           f"the run at {run['started_at']:%Y-%m-%d %H:%M} was clean, so the version was forced "
-                           "in between (`force` prints nothing; inferred)")),
-                    "status": "resolved", "resolved_at": run["started_at"],
-                })
-                since, version = None, None
-        if since is not None:
-            minutes = (f.as_of - since["ended_at"]).total_seconds() / 60
-            dirty_rows.append(_dirty_row(f, key, since, version, minutes, resolved_at=None))
+    for episode in f.episodes.iter_rows(named=True):
+        key = (episode["env"], episode["service"], episode["database"])
+        version, since = episode["dirty_version"], episode["dirty_since"]
+        recovered_at = episode["recovered_at"]
+        minutes = ((recovered_at if recovered_at is not None else f.as_of) - since).total_seconds() / 60
+        dirty_rows.append(_dirty_row(f, key, episode, minutes))
+        if recovered_at is None:
+            continue
+        forced_rows.append({
+            "severity": "warning" if _is_prod(key[0], f.cfg) else "info",
+            "env": key[0], "service": key[1], "database": key[2], "version": version,
+            "run_id": episode["recovered_run_id"], "ts": recovered_at, "observed": minutes, "expected": 0.0,
+            "unit": "minutes",
+            "explanation": (
+                f"{'/'.join(key)}: dirty at {version if version is not None else '?'} from "
+                f"{since:%Y-%m-%d %H:%M} for {human_minutes(minutes)}; "
+                + ("the wrapper recorded `migrate force`" if episode["force_recorded"] else
+                   f"the run at {recovered_at:%Y-%m-%d %H:%M} was clean, so the version was forced "
+                   "in between (`force` prints nothing; inferred)")),
+            "status": "resolved", "resolved_at": recovered_at,
+        })
     return [_rows("dirty_open", dirty_rows), _rows("forced_recovery", forced_rows)]
 
 
-def _dirty_row(f: Frames, key: tuple, since: dict, version: int | None, minutes: float,
-               resolved_at: datetime | None) -> dict:
+def _dirty_row(f: Frames, key: tuple, episode: dict, minutes: float) -> dict:
+    version, since, resolved_at = episode["dirty_version"], episode["dirty_since"], episode["recovered_at"]
     prod = _is_prod(key[0], f.cfg)
     severity = "critical" if prod and minutes >= f.cfg.dirty_critical_minutes else "warning"
     state = "was dirty" if resolved_at else "is dirty"
     return {
         "severity": severity if resolved_at is None else "info",
-        "env": key[0], "service": key[1], "database": key[2], "version": version, "run_id": since["run_id"],
-        "ts": since["ended_at"], "observed": minutes, "expected": 0.0, "unit": "minutes",
+        "env": key[0], "service": key[1], "database": key[2], "version": version,
+        "run_id": episode["cause_run_id"], "ts": since, "observed": minutes, "expected": 0.0,
+        "unit": "minutes",
         "explanation": f"{'/'.join(key)} {state} at version {version if version is not None else '?'} "
-                       f"for {human_minutes(minutes)} (since {since['ended_at']:%Y-%m-%d %H:%M}, run {since['outcome']})",
+                       f"for {human_minutes(minutes)} (since {since:%Y-%m-%d %H:%M}, "
+                       f"run {episode['cause_outcome']})",
         "status": "open" if resolved_at is None else "resolved", "resolved_at": resolved_at,
     }

@@ -11,15 +11,19 @@ from functools import cached_property
 import polars as pl
 
 from pipeline.core.config import AnalyzeConfig
-from pipeline.core.vocabulary import CLEAN_OUTCOMES
 
 
 @dataclass
 class Frames:
-    """Everything one analysis sees, cut at the clock."""
+    """Everything one analysis sees, cut at the clock.
+
+    `runs.clean` and `episodes` (one row per dirty episode) come from the warehouse's `is_clean_run` and
+    `dirty_episodes(as_of)` macros, the one home of the dirty rule (pipeline/sql/macros.sql).
+    """
 
     runs: pl.DataFrame
     events: pl.DataFrame
+    episodes: pl.DataFrame
     scored: pl.DataFrame
     as_of: datetime
     cfg: AnalyzeConfig
@@ -30,10 +34,7 @@ class Frames:
         databases that ever had trouble (a run that was not clean): every detector that walks a database's
         history starts from such a run, and a healthy fleet's other databases need no Python pass."""
         keys = ["env", "service", "database"]
-        trouble = self.runs.filter(
-            ~pl.col("outcome").is_in(["success", "no_change"]) | pl.col("left_dirty")
-            | pl.col("dirty_version").is_not_null()
-        ).select(keys).unique()
+        trouble = self.runs.filter(~pl.col("clean")).select(keys).unique()
         return _by_db(self.runs.join(trouble, on=keys, how="semi"))
 
     @cached_property
@@ -41,7 +42,7 @@ class Frames:
         """Per database, its clean runs (success / no change without dirty evidence) and their start times."""
         out: dict[tuple, tuple[list[datetime], list[dict]]] = {}
         for key, runs in self.by_db.items():
-            clean = [r for r in runs if r["outcome"] in CLEAN_OUTCOMES and not _dirty_evidence(r)]
+            clean = [r for r in runs if r["clean"]]
             out[key] = ([r["started_at"] for r in clean], clean)
         return out
 
@@ -50,7 +51,6 @@ class Frames:
         times, clean = self.clean_runs.get(_db_key(row), ([], []))
         i = bisect.bisect_right(times, row["started_at"])
         return clean[i] if i < len(clean) else None
-
 
 
 def _is_prod(env: str, cfg: AnalyzeConfig) -> bool:
@@ -66,7 +66,3 @@ def _by_db(runs: pl.DataFrame) -> dict[tuple, list[dict]]:
     for row in runs.sort(["started_at", "run_id"]).iter_rows(named=True):
         grouped.setdefault(_db_key(row), []).append(row)
     return grouped
-
-
-def _dirty_evidence(run: dict) -> bool:
-    return bool(run["left_dirty"] or run["outcome"] == "dirty" or run["dirty_version"] is not None)
