@@ -27,6 +27,11 @@ def parse_interval(text: str) -> timedelta:
     return timedelta(minutes=value) if unit == "m" else timedelta(hours=value) if unit == "h" else timedelta(days=value)
 
 
+def _warning_and_above() -> list[str]:
+    """A rule's default severities: warning and every more urgent one."""
+    return [s for s in SEVERITIES if at_or_above(s, "warning")]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,7 +68,7 @@ class Route(_Model):
 class Rule(_Model):
     name: str = Field(description="Rule name; part of every alert's identity.")
     kinds: list[str] = Field(default_factory=list, description="Finding kinds it matches (empty: any).")
-    severities: list[str] = Field(default_factory=lambda: [s for s in SEVERITIES if at_or_above(s, "warning")],
+    severities: list[str] = Field(default_factory=_warning_and_above,
                                   description="Finding severities it matches.")
     envs: list[str] = Field(default_factory=list, description="Env globs it matches (empty: any).")
     services: list[str] = Field(default_factory=list, description="Service globs it matches (empty: any).")
