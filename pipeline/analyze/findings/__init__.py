@@ -24,8 +24,8 @@ from pipeline.analyze.findings.runs import run_findings, spike_findings
 
 __all__ = [
     "COLUMNS", "RUNBOOK", "SCHEMA", "Frames", "detect", "dirty_findings", "idempotency_findings",
-    "missing_down_findings", "outlier_findings", "promotion_findings", "rollback_findings", "rollback_readiness",
-    "run_findings", "spike_findings",
+    "missing_down_findings", "outlier_findings", "promotion_findings", "rollback_findings",
+    "rollback_readiness", "run_findings", "spike_findings",
 ]
 
 

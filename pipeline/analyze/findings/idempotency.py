@@ -8,6 +8,10 @@ import polars as pl
 
 from pipeline.analyze.findings.frames import Frames, _db_key
 from pipeline.analyze.findings.rows import _rows
+from pipeline.core.vocabulary import Outcome
+
+# Runs that leave a version half-applied or show it so: re-running that version afterwards needs it idempotent.
+_RERUN_CAUSES: tuple[Outcome, ...] = ("failed", "interrupted", "dirty")
 
 
 def idempotency_findings(f: Frames, forced: pl.DataFrame) -> list[pl.DataFrame]:
@@ -22,7 +26,7 @@ def idempotency_findings(f: Frames, forced: pl.DataFrame) -> list[pl.DataFrame]:
                                & pl.col("error_class").is_in(["already_exists", "does_not_exist"]))
     for run in candidates.iter_rows(named=True):
         earlier = [r for r in by_db[_db_key(run)] if run["started_at"] - lookback <= r["started_at"] < run["started_at"]]
-        trouble = [r for r in earlier if r["outcome"] in ("failed", "interrupted", "dirty")]
+        trouble = [r for r in earlier if r["outcome"] in _RERUN_CAUSES]
         forced_before = forced_at.get(_db_key(run))
         if not trouble and not (forced_before and run["started_at"] - lookback <= forced_before <= run["started_at"]):
             continue

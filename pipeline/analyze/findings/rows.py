@@ -6,6 +6,8 @@ import hashlib
 
 import polars as pl
 
+from pipeline.core.vocabulary import FindingKind
+
 COLUMNS = ["finding_id", "kind", "severity", "env", "service", "database", "version", "run_id", "ts", "observed",
            "expected", "score", "unit", "explanation", "status", "resolved_at", "runbook"]
 SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
@@ -15,7 +17,7 @@ SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "explanation": pl.String, "status": pl.String, "resolved_at": pl.Datetime("us"), "runbook": pl.String,
 }
 
-RUNBOOK = {
+RUNBOOK: dict[FindingKind, str] = {
     "failed_run": "Read the error; the database is now dirty at that version. Check what the script applied, "
                   "`migrate force N-1` if nothing committed (or N if it did), fix the script, then `up`.",
     "dirty_open": "Check which statements of version N applied, then `migrate force N-1` (nothing applied) or "
@@ -44,7 +46,7 @@ def _id(*parts: object) -> str:
     return hashlib.md5("\x1f".join("" if p is None else str(p) for p in parts).encode()).hexdigest()[:16]
 
 
-def _rows(kind: str, rows: list[dict]) -> pl.DataFrame:
+def _rows(kind: FindingKind, rows: list[dict]) -> pl.DataFrame:
     for row in rows:
         row.setdefault("runbook", RUNBOOK[kind])
         row["kind"] = kind

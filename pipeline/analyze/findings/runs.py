@@ -8,12 +8,12 @@ import polars as pl
 
 from pipeline.analyze.findings.frames import Frames, _is_prod
 from pipeline.analyze.findings.rows import _rows
-from pipeline.core.vocabulary import FAILURE_OUTCOMES
+from pipeline.core.vocabulary import FAILURE_OUTCOMES, FindingKind, Outcome, Severity
 
 
 def run_findings(f: Frames) -> list[pl.DataFrame]:
     """failed_run, lock_timeout, interrupted_run: one per run, resolved by a later clean run on the database."""
-    specs = {
+    specs: dict[FindingKind, tuple[Outcome, Severity, Severity]] = {  # outcome, severity in prod, elsewhere
         "failed_run": ("failed", "critical", "warning"),
         "lock_timeout": ("locked", "warning", "warning"),
         "interrupted_run": ("interrupted", "warning", "warning"),
