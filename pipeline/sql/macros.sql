@@ -46,8 +46,9 @@ CREATE OR REPLACE MACRO is_clean_run(left_dirty, outcome, dirty_version) AS
 -- the `dirty_open` and `forced_recovery` findings (pipeline/analyze/findings/dirty.py) and the named queries
 -- (dirty_now, dirty_mttr, forced_recoveries) share. An episode starts at the first run with dirty evidence
 -- and ends at the next clean run; runs that are neither (a lock timeout, a failure that left nothing dirty)
--- change nothing. Runs are ordered by (started_at, run_id) everywhere, so runs that start at the same instant
--- fall into the same episode on every read. recovered_* describe the clean run; NULL while the episode is open.
+-- change nothing. Runs are ordered by (started_at, run_id) throughout, so runs that start at the same instant
+-- give the same episode, cause and dirty version on every read. recovered_* describe the clean run; NULL
+-- while the episode is open.
 CREATE OR REPLACE MACRO dirty_episodes(as_of) AS TABLE
 WITH r AS (
     SELECT runs.*, dirty_evidence(left_dirty, outcome, dirty_version) AS evidence,
