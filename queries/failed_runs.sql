@@ -32,8 +32,7 @@ SELECT f.started_at, f.env, f.service, f.database, f.outcome, f.error_class,
        (SELECT min(c.started_at) FROM runs c, clock
         WHERE c.env = f.env AND c.service = f.service AND c.database = f.database
           AND c.started_at > f.started_at AND c.started_at <= clock.as_of
-          AND c.outcome IN ('success', 'no_change')
-          AND NOT (c.left_dirty OR c.dirty_version IS NOT NULL)) AS clean_run_at,
+          AND is_clean_run(c.left_dirty, c.outcome, c.dirty_version)) AS clean_run_at,
        f.command, f.exit_code, f.run_id
 FROM f
 LEFT JOIN (SELECT run_id, arg_max(error_message, seq) AS error_message, arg_max(sql_line, seq) AS sql_line,

@@ -31,31 +31,44 @@ CREATE OR REPLACE MACRO go_duration_ms(s) AS
         ))
     END;
 
--- dirty_episodes(as_of): every dirty episode of a database up to the clock, for the named queries.
--- An episode starts at the first run with dirty evidence (it left the database dirty, migrate refused with
--- `Dirty database version N`, or `version` printed `N (dirty)`) and ends at the next clean run (success or no
--- change with no dirty evidence): the rule of the `dirty_open` finding, computed from `runs` for any clock.
--- recovered_* describe that clean run; NULL while the episode is still open.
+-- dirty_evidence(left_dirty, outcome, dirty_version): the run shows its database dirty: it left it dirty
+-- (a failed script, killed mid-script), migrate refused with `Dirty database version N`, or `version` printed
+-- `N (dirty)`. The one definition; analyze, dirty_episodes, database_versions and the named queries call it.
+CREATE OR REPLACE MACRO dirty_evidence(left_dirty, outcome, dirty_version) AS
+    left_dirty OR outcome = 'dirty' OR dirty_version IS NOT NULL;
+
+-- is_clean_run(left_dirty, outcome, dirty_version): the run proves its database usable (success or no change
+-- with no dirty evidence); it ends a dirty episode and resolves earlier failed runs.
+CREATE OR REPLACE MACRO is_clean_run(left_dirty, outcome, dirty_version) AS
+    is_clean_outcome(outcome) AND NOT dirty_evidence(left_dirty, outcome, dirty_version);
+
+-- dirty_episodes(as_of): every dirty episode of a database up to the clock; the one home of the rule that
+-- the `dirty_open` and `forced_recovery` findings (pipeline/analyze/findings/dirty.py) and the named queries
+-- (dirty_now, dirty_mttr, forced_recoveries) share. An episode starts at the first run with dirty evidence
+-- and ends at the next clean run; runs that are neither (a lock timeout, a failure that left nothing dirty)
+-- change nothing. Runs are ordered by (started_at, run_id) throughout, so runs that start at the same instant
+-- give the same episode, cause and dirty version on every read. recovered_* describe the clean run; NULL
+-- while the episode is open.
 CREATE OR REPLACE MACRO dirty_episodes(as_of) AS TABLE
 WITH r AS (
-    SELECT runs.*, left_dirty OR outcome = 'dirty' OR dirty_version IS NOT NULL AS evidence
+    SELECT runs.*, dirty_evidence(left_dirty, outcome, dirty_version) AS evidence,
+           is_clean_run(left_dirty, outcome, dirty_version) AS clean
     FROM runs WHERE started_at <= as_of
 ), marked AS (
     SELECT *,
-        NOT evidence AND outcome IN ('success', 'no_change') AS clean,
         -- clean runs so far: every run of one episode shares the count of the clean runs before it
-        count(*) FILTER (WHERE NOT evidence AND outcome IN ('success', 'no_change'))
+        count(*) FILTER (WHERE clean)
             OVER (PARTITION BY env, service, database ORDER BY started_at, run_id
                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS episode
     FROM r
 ), episodes AS (
     SELECT env, service, database, episode,
-        arg_min(coalesce(ended_at, started_at), started_at) AS dirty_since,
-        arg_min(run_id, started_at) AS cause_run_id,
-        arg_min(outcome, started_at) AS cause_outcome,
-        arg_min(error_class, started_at) AS cause_error_class,
-        arg_min(split_part(error_text, chr(10), 1), started_at) AS cause_error,
-        arg_max(dirty_version, started_at) FILTER (WHERE dirty_version IS NOT NULL) AS dirty_version,
+        arg_min(coalesce(ended_at, started_at), (started_at, run_id)) AS dirty_since,
+        arg_min(run_id, (started_at, run_id)) AS cause_run_id,
+        arg_min(outcome, (started_at, run_id)) AS cause_outcome,
+        arg_min(error_class, (started_at, run_id)) AS cause_error_class,
+        arg_min(split_part(error_text, chr(10), 1), (started_at, run_id)) AS cause_error,
+        arg_max(dirty_version, (started_at, run_id)) FILTER (WHERE dirty_version IS NOT NULL) AS dirty_version,
         count(*) AS dirty_runs,
         max(started_at) AS last_dirty_run_at
     FROM marked WHERE evidence
@@ -80,7 +93,7 @@ WHERE kind IN ('applied', 'version', 'dirty') AND version IS NOT NULL AND ts <= 
 -- logs); runs.to_version is NULL there and later no-change runs carry the pre-down version forward.
 CREATE OR REPLACE MACRO database_versions(as_of) AS TABLE
 WITH r AS (
-    SELECT runs.*, left_dirty OR outcome = 'dirty' OR dirty_version IS NOT NULL AS evidence
+    SELECT runs.*, dirty_evidence(left_dirty, outcome, dirty_version) AS evidence
     FROM runs WHERE started_at <= as_of
 ), last_step AS (   -- the last script step of each run
     SELECT run_id, arg_max(direction, seq) AS direction, arg_max(version, seq) AS version
@@ -102,7 +115,7 @@ WITH r AS (
                                ORDER BY r.started_at DESC, r.run_id DESC) = 1
 ), state AS (   -- the last run that tells dirty or clean
     SELECT env, service, database, evidence AS dirty
-    FROM r WHERE evidence OR outcome IN ('success', 'no_change')
+    FROM r WHERE evidence OR is_clean_outcome(outcome)
     QUALIFY row_number() OVER (PARTITION BY env, service, database ORDER BY started_at DESC, run_id DESC) = 1
 )
 SELECT d.env, d.service, d.database, v.version, v.known_from, v.known_at, st.dirty
