@@ -39,8 +39,9 @@ from pipeline import report as _report
 from pipeline.alerts import AlertResult, Rules, load_rules
 from pipeline.analyze import AnalyzeResult
 from pipeline.core.config import Config, load_config
-from pipeline.core.errors import ConfigError, SourceError, WarehouseError
+from pipeline.core.errors import ConfigError, DeliveryError, SourceError, WarehouseError
 from pipeline.core.vocabulary import FINDINGS_EXIT, at_or_above
+from pipeline.core.weeks import Week
 from pipeline.ingest import IngestResult
 from pipeline.lint import LintResult
 from pipeline.lint import exit_code as lint_exit_code
@@ -59,7 +60,7 @@ from pipeline.wrap import WrapResult, wrap
 __all__ = [
     "DEFAULT_DB", "DEFAULT_OUT", "AlertResult", "AnalyzeResult", "Config", "ExportResult", "IngestResult", "JobResult",
     "Lens", "LintResult", "ReportResult", "Rules", "UpgradeResult", "WrapResult", "alert", "analyze", "connect",
-    "NamedQuery", "PruneResult", "fail_on_unread", "ingest", "lint", "lint_exit_code", "load_config", "load_rules", "named_queries", "prune", "query",
+    "NamedQuery", "PruneResult", "fail_on_undelivered", "fail_on_unread", "ingest", "lint", "lint_exit_code", "load_config", "load_rules", "named_queries", "prune", "query",
     "render_frame", "render_lint", "report", "run", "upgrade", "wrap", "write_frame",
 ]
 
@@ -189,6 +190,14 @@ def fail_on_unread(result: IngestResult) -> None:
                           "and these are retried on the next run")
 
 
+def fail_on_undelivered(result: AlertResult) -> None:
+    """Raise when a notification could not be delivered (it stays pending and is retried next run), so that
+    cron notices; everything else the run did stands."""
+    if result.emails_failed:
+        raise DeliveryError(f"alert: {result.emails_failed} e-mail{'s' if result.emails_failed != 1 else ''} could not "
+                            f"be sent ({result.errors[0]}); kept pending, retried on the next run (check [smtp])")
+
+
 class Lens:
     """A warehouse file and the options every command shares; each call opens and closes its connection."""
 
@@ -219,7 +228,7 @@ class Lens:
 
     def report(self, *, week: str | None = None) -> ReportResult:
         if week:
-            _report.Week.parse(week)  # a mistyped week is named before the warehouse is opened
+            Week.parse(week)  # a mistyped week is named before the warehouse is opened
         with self.connection() as con:
             return report(con, config=self.config, as_of=self.as_of, out=self.out, week=week)
 

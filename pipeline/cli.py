@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from pipeline import __version__
-from pipeline.api import (DEFAULT_DB, DEFAULT_OUT, Lens, fail_on_unread, lint, lint_exit_code, load_config,
+from pipeline.api import (DEFAULT_DB, DEFAULT_OUT, Lens, fail_on_undelivered, fail_on_unread, lint, lint_exit_code, load_config,
                           named_queries, render_frame, render_lint, wrap, write_frame)
 from pipeline.core.errors import LensError, QueryError
 from pipeline.core.render import inert
@@ -159,7 +159,9 @@ def report(week: str | None) -> None:
 @_dry_run_option
 def alert(rules_path: Path | None, dry_run: bool) -> None:
     """Evaluate alert rules over findings; send e-mail (or, with --dry-run, write .eml files)."""
-    click.echo(_lens().alert(rules=rules_path, dry_run=dry_run).summary())
+    result = _lens().alert(rules=rules_path, dry_run=dry_run)
+    click.echo(result.summary())
+    fail_on_undelivered(result)
 
 
 @_command()
@@ -275,6 +277,7 @@ def run(sources: tuple[str, ...], envelope: str | None, rules_path: Path | None,
                          since=_since(since))
     click.echo(result.summary())
     fail_on_unread(result.ingest)  # exit 1 (a fixable error) wins over 3
+    fail_on_undelivered(result.alerts)
     code = result.exit_code(fail_on)
     if code:
         sys.exit(code)

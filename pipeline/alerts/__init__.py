@@ -27,6 +27,7 @@ from pipeline.alerts.rules import Rules, load_rules, parse_interval
 from pipeline.alerts.state import LABELS, firing_alerts, naive_utc, plan
 from pipeline.core.errors import ConfigError
 from pipeline.core.redact import redact
+from pipeline.core.weeks import Week
 
 __all__ = ["AlertResult", "Rules", "add_silence", "alert", "compose", "firing_alerts", "load_rules",
            "parse_interval"]
@@ -43,6 +44,7 @@ class AlertResult:
     emails_failed: int
     outbox: tuple[Path, ...] = field(default_factory=tuple)
     errors: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = field(default_factory=tuple)  # said to the person running it, one `note:` line each
 
     def summary(self) -> str:
         where = f"{len(self.outbox)} written to the outbox" if self.outbox else f"{self.emails_sent} sent"
@@ -50,7 +52,7 @@ class AlertResult:
                 f"e-mails: {where}")
         if self.emails_failed:
             text += f", {self.emails_failed} failed and kept pending ({self.errors[0]})"
-        return text
+        return "\n".join([text, *(f"note: {n}" for n in self.notes)])
 
 
 def alert(con: duckdb.DuckDBPyConnection, *, rules: Rules, as_of: datetime, out: Path,
@@ -58,7 +60,7 @@ def alert(con: duckdb.DuckDBPyConnection, *, rules: Rules, as_of: datetime, out:
     """Evaluate the rules over open findings, update alert state and deliver what is due."""
     con.execute("BEGIN TRANSACTION")
     try:
-        notes, firing, resolved, silenced = plan(con, rules, as_of)
+        due = plan(con, rules, as_of)
     except BaseException:
         con.execute("ROLLBACK")
         raise
@@ -66,12 +68,12 @@ def alert(con: duckdb.DuckDBPyConnection, *, rules: Rules, as_of: datetime, out:
         con.execute("ROLLBACK")  # a dry run previews: the state stays as it was
     else:
         con.execute("COMMIT")
+    notes, firing, resolved, silenced = due.notes, due.firing, due.resolved, due.silenced
     routes = {r.name: r for r in rules.routes}
     by_route: dict[str, list[dict]] = {}
     for n in notes:
         by_route.setdefault(n["route"], []).append(n)
-    latest = sorted((out / "reports").glob("????-W??.html"))
-    report_link = rules.defaults.report_url or (str(latest[-1].resolve()) if latest else None)
+    report_link = _review_link(rules, out, as_of)
     sent = failed = 0
     outbox: list[Path] = []
     errors: list[str] = []
@@ -99,7 +101,17 @@ def alert(con: duckdb.DuckDBPyConnection, *, rules: Rules, as_of: datetime, out:
         sent += 1
         con.execute("UPDATE alerts SET sends = sends + 1, last_sent_at = ?, last_error = NULL, pending = NULL "
                     "WHERE list_contains(?, fingerprint)", [as_of, fps])
-    return AlertResult(firing, resolved, silenced, sent if not to_outbox else 0, failed, tuple(outbox), tuple(errors))
+    return AlertResult(firing, resolved, silenced, sent if not to_outbox else 0, failed, tuple(outbox), tuple(errors),
+                       due.remarks)
+
+
+def _review_link(rules: Rules, out: Path, as_of: datetime) -> str | None:
+    """The weekly review the alerts are about: the last complete week before the clock (what `run` writes)."""
+    week = Week.before(as_of).label
+    if rules.defaults.report_url:
+        return f"{rules.defaults.report_url.rstrip('/')}/{week}.html"
+    page = out / "reports" / f"{week}.html"
+    return str(page.resolve()) if page.exists() else None
 
 
 def add_silence(con: duckdb.DuckDBPyConnection, *, matchers: list[str], duration: str | None, until: str | None,

@@ -11,7 +11,7 @@ from email.utils import format_datetime, make_msgid
 
 from pipeline.alerts.rules import Route, Rules, Smtp
 from pipeline.core.errors import ConfigError
-from pipeline.core.render import environment
+from pipeline.core.render import environment, inert
 from pipeline.core.vocabulary import severity_rank
 
 
@@ -27,9 +27,12 @@ def _subject(route: str, notes: list[dict]) -> str:
 def compose(route: Route, notes: list[dict], rules: Rules, *, now: datetime, report: str | None) -> EmailMessage:
     """One multipart e-mail (plain text and HTML) listing a route's notifications."""
     env = environment()
-    context = {"notes": notes, "route": route.name, "now": now, "report": report}
+    # Text from logs (summaries, labels) is shown, never obeyed: no control character reaches a mail reader.
+    shown = [{**n, "summary": inert(n["summary"]), "labels": {k: inert(v) for k, v in n["labels"].items()}}
+             for n in notes]
+    context = {"notes": shown, "route": route.name, "now": now, "report": report}
     msg = EmailMessage()
-    msg["Subject"] = _subject(route.name, notes)
+    msg["Subject"] = inert(_subject(route.name, notes))
     msg["From"] = rules.smtp.sender
     msg["To"] = ", ".join(route.to)
     msg["Date"] = format_datetime(now.replace(tzinfo=UTC))

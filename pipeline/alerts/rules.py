@@ -39,7 +39,9 @@ class _Model(BaseModel):
 class Defaults(_Model):
     repeat_interval: str = Field("24h", description="A firing alert is not re-sent before this (30m, 4h, 7d).")
     send_resolved: bool = Field(True, description="Send a notice when an alert's finding resolves.")
-    report_url: str | None = Field(None, description="Link to the weekly reviews put in every e-mail.")
+    report_url: str | None = Field(
+        None, description="Where the weekly reviews are published (the `reports/` folder); each e-mail links "
+        "`<report_url>/<YYYY-Www>.html`, the review of the week it is about.")
 
     @field_validator("repeat_interval")
     @classmethod

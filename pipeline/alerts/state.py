@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -98,12 +99,22 @@ def firing_alerts(con: duckdb.DuckDBPyConnection, rules: Rules) -> dict[str, Ale
     return alerts
 
 
-def plan(con: duckdb.DuckDBPyConnection, rules: Rules, now: datetime) -> tuple[list[dict], int, int, int]:
-    """Decide, and record as pending, every notification due now. Returns (notifications, firing, resolved,
-    silenced)."""
+@dataclass(frozen=True)
+class Plan:
+    """The notifications due now, the counts, and notes for the person running it."""
+
+    notes: list[dict]
+    firing: int
+    resolved: int
+    silenced: int
+    remarks: tuple[str, ...] = ()
+
+
+def plan(con: duckdb.DuckDBPyConnection, rules: Rules, now: datetime) -> Plan:
+    """Decide, and record as pending, every notification due now."""
     firing = firing_alerts(con, rules)
     silences = _all_silences(con, rules)
-    cur = con.execute("SELECT fingerprint, status, last_sent_at, pending, sends FROM alerts")
+    cur = con.execute("SELECT fingerprint, rule, status, last_sent_at, pending, sends FROM alerts")
     state = {r[0]: dict(zip([d[0] for d in cur.description], r, strict=True)) for r in cur.fetchall()}
     notes: list[dict] = []
     silenced = resolved = 0
@@ -125,19 +136,28 @@ def plan(con: duckdb.DuckDBPyConnection, rules: Rules, now: datetime) -> tuple[l
             pending = None if quiet else ("firing" if due or old["pending"] == "firing" else old["pending"])
             con.execute("UPDATE alerts SET status = ?, severity = ?, summary = ?, route = ?, pending = ? "
                         "WHERE fingerprint = ?", [status, a.severity, a.summary, a.route, pending, fp])
+    # The rules file may change at any time: an alert follows its rule's current route; an alert whose rule
+    # is gone is resolved without a notice (nobody routes it any more) and said once in a note.
+    current_route = {r.name: r.route for r in rules.rules}
+    gone: list[str] = []
     for fp, old in state.items():
         if fp in firing or old["status"] == "resolved":
             continue
+        orphan = old["rule"] not in current_route
         # Only people who were told it fired are told it resolved; an undelivered firing notice is dropped.
-        notify = rules.defaults.send_resolved and old["status"] == "firing" and old["sends"] > 0
+        notify = rules.defaults.send_resolved and old["status"] == "firing" and old["sends"] > 0 and not orphan
         resolved += 1
-        con.execute("UPDATE alerts SET status = 'resolved', resolved_at = ?, pending = ? WHERE fingerprint = ?",
-                    [now, "resolved" if notify else None, fp])
+        if orphan:
+            gone.append(old["rule"])
+        con.execute("UPDATE alerts SET status = 'resolved', resolved_at = ?, pending = ?, route = coalesce(?, route) "
+                    "WHERE fingerprint = ?", [now, "resolved" if notify else None, current_route.get(old["rule"]), fp])
     for row in con.execute("SELECT fingerprint, rule, route, severity, labels, summary, pending, first_fired_at, "
                            "sends FROM alerts WHERE pending IS NOT NULL ORDER BY first_fired_at, fingerprint").fetchall():
         fp, rule, route, severity, labels, summary, pending, first, sends = row
         runbook = firing[fp].runbook if fp in firing else ""
-        notes.append({"fingerprint": fp, "rule": rule, "route": route, "severity": severity,
+        notes.append({"fingerprint": fp, "rule": rule, "route": current_route.get(rule, route), "severity": severity,
                       "labels": json.loads(labels), "summary": summary, "state": pending, "first_fired_at": first,
                       "sends": sends, "runbook": runbook})
-    return notes, len(firing) - silenced, resolved, silenced
+    remarks = tuple(f"rule {name!r} is no longer in the rules file: {n} of its alerts resolved without a notice"
+                    for name, n in sorted(Counter(gone).items()))
+    return Plan(notes, len(firing) - silenced, resolved, silenced, remarks)
