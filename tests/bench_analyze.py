@@ -42,28 +42,17 @@ BENCH = ROOT / ".bench"
 GENERATOR_VERSION = 2
 SEED = 20240628
 
-from tests.bench_ingest import machine, table  # same machine line and table format
+from tests.bench_ingest import machine, table  # noqa: E402  (same machine line and table format)
+from tests.kit.fleet import NOUNS, SERVICES, SUFFIX, VERBS  # noqa: E402  (the fleet the benchmarks share)
 
 # --------------------------------------------------------------------------------------------------------
 # The fleet
 # --------------------------------------------------------------------------------------------------------
 
-SERVICES = [
-    ("orders", "shop"), ("billing", "billing"), ("auth", "identity"), ("catalog", "shop"),
-    ("shipping", "logistics"), ("inventory", "logistics"), ("payments", "billing"), ("users", "identity"),
-    ("notifications", "comms"), ("search", "shop"), ("reporting", "analytics"), ("ledger", "billing"),
-    ("pricing", "shop"), ("checkout", "shop"), ("accounts", "identity"), ("tenants", "platform"),
-    ("audit", "platform"), ("files", "storage"), ("messaging", "comms"), ("scheduler", "platform"),
-]
-TS_VERSIONS = (1, 4, 6, 9, 11)   # services with `migrate create -format 20060102150405` versions
+TS_VERSIONS = tuple(i for i, s in enumerate(SERVICES) if s.ts_versions)  # `migrate create -format 20060102150405`
 WRAPPED = (7, 15)                # services run through `migrate-lens wrap`: command and exit code recorded
 SHIFT_SID = 1                    # billing: one script shifts level on most prod tenants
 SPIKE_SID = 6                    # payments: cannot connect on most prod runs of the last days
-VERBS = ["create", "add", "drop", "alter", "backfill", "rename", "index", "partition", "seed", "widen"]
-NOUNS = ["users", "orders", "order_items", "invoices", "payments", "accounts", "sessions", "audit_log",
-         "products", "prices", "shipments", "addresses", "tokens", "events", "refunds", "ledger_entries", "coupons",
-         "carts"]
-SUFFIX = ["table", "index", "column", "fk", "constraint", "view", "trigger", "defaults", "", "", ""]
 # error_class -> (postgres message, line, column, SQL body)  — what migrate prints for a failed script
 ERRORS = {
     "syntax_error": ('syntax error at or near ")"', 5, 1,
@@ -112,8 +101,8 @@ CREATE OR REPLACE TEMP MACRO nz(a, b, c) AS
 
 def _fleet_sql(scale: float) -> list[str]:
     """Statements building svc, scripts, rel, lanes and the run plan `rp` (no events yet) for one scale."""
-    names = _lit([s for s, _ in SERVICES])
-    nss = _lit([n for _, n in SERVICES])
+    names = _lit([s.name for s in SERVICES])
+    nss = _lit([s.namespace for s in SERVICES])
     errs = ", ".join(f"({_q(k)}, {_q(m)}, {ln}, {'NULL' if col is None else col}, {_q(sql)})"
                      for k, (m, ln, col, sql) in ERRORS.items())
     return [
