@@ -189,7 +189,7 @@ def ground_truth(runs: list[Run], state: dict[tuple[str, str, str], Database], p
                 for i in incidents for kind, status, version, scope in FINDINGS.get(i["id"], [])]
     truth = {
         "about": "Ground truth of the demo fleet, written by sample_logs/generate.py (do not edit; regenerate). "
-                 "Times are UTC; outcomes, error classes and findings are in CONTRACT.md's terms.",
+                 "Times are UTC; outcomes, error classes and findings are in docs/contract.md's terms.",
         "as_of": AS_OF, "weeks": WEEKS, "secrets": SECRETS,
         "sources": dict(sorted(planted.out.sources.items())),
         "records": sum(s["records"] for s in planted.out.sources.values()),

@@ -1,7 +1,7 @@
 """The seven envelopes: a real capture wrapped in any of them says what the bare capture says.
 
 Each `wrap_*` helper below ships a real golang-migrate capture (tests/fixtures/real-migrate-logs) the way
-that shipper does (golang-migrate-log-format.md §6): one record per physical line, envelope times a few
+that shipper does (docs/log-format.md §6): one record per physical line, envelope times a few
 milliseconds apart (tracking the `-verbose` prefix when the capture has one), stream and pod metadata.
 """
 

@@ -1,5 +1,5 @@
-"""Each shipper's envelope around one physical migrate line, as that shipper writes it (CONTRACT.md §2,
-golang-migrate-log-format.md §6), plus the random identifiers they carry and deterministic file writing.
+"""Each shipper's envelope around one physical migrate line, as that shipper writes it (docs/contract.md §2,
+docs/log-format.md §6), plus the random identifiers they carry and deterministic file writing.
 
 The line builders return one record without its newline. JSON escaping follows the shipper:
 Go's encoding/json (Docker, logcli) escapes `<`, `>`, `&` and keeps UTF-8; Fluent Bit writes non-ASCII as

@@ -1,7 +1,7 @@
 """What one golang-migrate v4.17 CLI process prints, simulated against a database's state.
 
 `Migrate.simulate(spec)` returns a `Run`: the physical lines with the times they were written, the exit
-code, and what the run did. The shapes follow the real captures (golang-migrate-log-format.md §2-§4):
+code, and what the run did. The shapes follow the real captures (docs/log-format.md §2-§4):
 default-mode APPLIED values are read + ran with `read` counted from when the script was buffered (up to
 12 at start, as in capture 0031, then one more after each finish), so they are near-cumulative; `-verbose`
 prints `Start buffering` / `Read and execute` / `Finished … (read X, ran Y)` / `Finished after`, with the
@@ -45,7 +45,7 @@ class Failure(NamedTuple):
     sql: str  # the whole script body migrate embeds (ends with a newline)
     details: str  # after ` (details: pq: `
     own_ms: tuple[float, float]  # how long the failing statement ran
-    error_class: str  # the CONTRACT's error_class for it
+    error_class: str  # the error_class of docs/contract.md for it
 
     def text(self) -> str:
         """The whole database.Error text, as migrate returns it (without the CLI's `error: `)."""
