@@ -55,7 +55,9 @@ class Output:
 
     def write(self, path: str, data: bytes, mtime_ns: int, records: int) -> None:
         write_file(self.root / path, data, mtime_ns)
-        self.sources[path] = {"format": path.split("/", 1)[0], "records": records}
+        # git keeps no mtimes: the truth records them, so a checkout can be given them back (bare text files
+        # take their time from the mtime).
+        self.sources[path] = {"format": path.split("/", 1)[0], "records": records, "mtime_ns": mtime_ns}
 
 
 class Planted:

@@ -36,6 +36,12 @@ def sample_truth() -> dict[str, Any]:
     return json.loads((SAMPLE_LOGS / "expected.jsonc").read_text(encoding="utf-8"))
 
 
+def restore_sample_mtimes() -> None:
+    """Give sample_logs/ files the mtimes the generator wrote (git keeps none; bare text takes its time from it)."""
+    for name, source in sample_truth()["sources"].items():
+        os.utime(SAMPLE_LOGS / name, ns=(source["mtime_ns"], source["mtime_ns"]))
+
+
 def sample_as_of() -> datetime:
     """The demo's clock (naive UTC, as the warehouse stores times): the Monday after the data."""
     return datetime.fromisoformat(sample_truth()["as_of"].replace("Z", "+00:00")).replace(tzinfo=None)
@@ -52,6 +58,11 @@ class SampleTemplate:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.path, dest)
         return dest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sample_mtimes() -> None:
+    restore_sample_mtimes()
 
 
 @pytest.fixture(scope="session")
