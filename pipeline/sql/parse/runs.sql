@@ -101,6 +101,30 @@ WITH ev AS (
             ELSE 'success'
         END AS outcome
     FROM joined
+), seen AS (
+    -- What shows the version the run ended at, first match wins. A failure that does not name its version
+    -- (default mode) shows none. After a down migrate prints nothing: the version is the one below the last
+    -- step, as the logs know the service's versions by the end of the run (none: no version left).
+    SELECT *,
+        CASE
+            WHEN printed_v IS NOT NULL THEN 'printed'
+            WHEN dirty_v IS NOT NULL THEN 'dirty'
+            WHEN has_failed THEN CASE WHEN coalesce(failed_v, last_exec_v) IS NOT NULL THEN 'failed' END
+            WHEN outcome = 'interrupted' AND last_exec_seq > coalesce(last_applied_seq, -1) THEN 'killed'
+            WHEN applied > 0 AND last_dir = 'up' THEN 'up'
+            WHEN applied > 0 AND last_dir = 'down' THEN 'down'
+            WHEN error_class = 'no_migration' THEN 'nil'   -- `version` on a database with no version
+        END AS shown_by
+    FROM judged
+), reached AS (   -- after a down: the highest version known below its last step
+    SELECT d.run_id, max(k.version) AS version
+    FROM seen d
+    JOIN migrate_events k
+      ON k.service = d.service AND k.version BETWEEN 0 AND d.last_applied_v - 1 AND k.ts <= d.ended_at
+         -- an unknown service mixes unrelated services' versions: only the run's own stream counts
+         AND (d.service <> 'unknown' OR k.stream_key = d.stream_key)
+    WHERE d.shown_by = 'down' AND k.kind IN ('applied', 'version', 'dirty')
+    GROUP BY d.run_id
 )
 SELECT
     run_id, stream_key, env, service, database, started_at, ended_at,
@@ -119,32 +143,33 @@ SELECT
              CASE WHEN has_failed THEN last_exec_v END) AS dirty_version,
     verbose_mode,
     events,
-    CASE
-        WHEN printed_v IS NOT NULL THEN printed_v
-        WHEN dirty_v IS NOT NULL THEN dirty_v
-        WHEN has_failed THEN coalesce(failed_v, last_exec_v)
-        WHEN outcome = 'interrupted' AND last_exec_seq > coalesce(last_applied_seq, -1) THEN last_exec_v
-        WHEN applied > 0 AND last_dir = 'up' THEN last_applied_v
-        WHEN applied > 0 AND last_dir = 'down' THEN coalesce(
-            (SELECT max(e.version) FROM migrate_events e
-             WHERE e.service = judged.service AND e.kind = 'applied' AND e.version < judged.last_applied_v),
-            CASE WHEN last_applied_v <= 1 THEN -1 END)
-    END AS version_seen
-FROM judged;
+    CASE shown_by
+        WHEN 'printed' THEN printed_v
+        WHEN 'dirty' THEN dirty_v
+        WHEN 'failed' THEN coalesce(failed_v, last_exec_v)
+        WHEN 'killed' THEN last_exec_v
+        WHEN 'up' THEN last_applied_v
+        WHEN 'down' THEN reached.version
+    END AS version_seen,
+    shown_by IS NOT NULL AS version_shown
+FROM seen LEFT JOIN reached USING (run_id);
 
--- The version a run started from is the last version seen before it on the same database. A run that
--- changed nothing (no change, refused, failed to connect) ends where it started; one that applied or
--- failed without saying where it ended is left unknown rather than guessed.
+-- The version a run started from is where the last run before it on the same database that showed a version
+-- left it (NULL when that is no version, e.g. after `down -all`). A run that changed nothing (no change,
+-- refused, failed to connect) ends where it started; one that applied or failed without saying where it
+-- ended is left unknown rather than guessed.
 UPDATE runs SET from_version = c.from_v,
-    to_version = coalesce(c.version_seen,
-        CASE WHEN c.outcome IN ('no_change', 'error', 'locked', 'dirty') OR (c.outcome = 'success' AND c.applied = 0)
-             THEN c.from_v END)
+    to_version = CASE
+        WHEN c.version_shown THEN c.version_seen
+        WHEN c.outcome IN ('no_change', 'error', 'locked', 'dirty') OR (c.outcome = 'success' AND c.applied = 0)
+            THEN c.from_v END
 FROM (
-    SELECT run_id, version_seen, outcome, applied,
-        last_value(version_seen IGNORE NULLS) OVER (
+    SELECT run_id, version_seen, version_shown, outcome, applied,
+        -- in a struct, so that a shown "no version" (NULL) is not skipped like a run that shows nothing
+        (last_value(CASE WHEN version_shown THEN {'v': version_seen} END IGNORE NULLS) OVER (
             PARTITION BY env, service, CASE WHEN database = 'unknown' THEN stream_key ELSE database END
             ORDER BY started_at, run_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-        ) AS from_v
+        )).v AS from_v
     FROM runs
 ) c
 WHERE runs.run_id = c.run_id;
@@ -175,3 +200,4 @@ FROM (
     WHERE p.outcome = 'failed' AND p.dirty_version IS NULL
 ) nxt
 WHERE runs.run_id = nxt.run_id AND nxt.v IS NOT NULL;
+
