@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.api import analyze, query, report
+from pipeline.core.config import Config
+
 from .conftest import CAPTURES, rows
 
 T0 = datetime(2026, 11, 21, 10, 0)
@@ -52,6 +55,76 @@ def _run(con, stem: str) -> dict:
 
 def _steps(stem: str, direction: str) -> list[int]:
     return [int(v) for v, d in STEP.findall(_capture(stem)) if d == direction]
+
+
+# -- a default-mode failure: 0032 `version` prints 8, 0033 `up` fails without naming the version, 0035 `up`
+# -- is refused with `Dirty database version 9`.
+FAILED_AT, DIRTY_AT = T0 + timedelta(minutes=5), T0 + timedelta(minutes=30)
+FAILURE = [("0032_version_before", T0), ("0033_up_syntax_error", FAILED_AT), ("0035_up_dirty", DIRTY_AT)]
+
+
+def _dirty_line_version() -> int:
+    return int(re.search(r"Dirty database version (\d+)\.", _capture("0035_up_dirty")).group(1))
+
+
+def _failed_finding(con) -> tuple:
+    [finding] = rows(con, "SELECT version, explanation FROM findings WHERE kind = 'failed_run'")
+    return finding
+
+
+@pytest.fixture
+def failure(tmp_path, warehouse, load):
+    load(_place(tmp_path, "env=prod/service=billing/database=app", FAILURE))
+    return warehouse
+
+
+def test_the_failed_capture_names_no_version_of_its_own(failure):
+    # The premise: without -verbose the failure's lines carry no version, so runs keep none.
+    assert not STEP.search(_capture("0033_up_syntax_error"))
+    run = _run(failure, "0033_up_syntax_error")
+    assert (run["outcome"], run["dirty_version"], run["to_version"]) == ("failed", None, None)
+    assert run["version_shown"] is False
+    assert (run["next_dirty_version"], run["next_dirty_at"]) == (_dirty_line_version(), DIRTY_AT)
+
+
+def test_failed_run_takes_the_next_dirty_version_once_the_clock_reaches_that_line(failure, tmp_path):
+    version = _dirty_line_version()
+    analyze(failure, config=Config(), as_of=DIRTY_AT)
+    assert _failed_finding(failure)[0] == version
+    assert f"prod/billing/app: migration {version} failed (syntax_error)" in _failed_finding(failure)[1]
+    failed = query(failure, "failed_runs", {"as_of": DIRTY_AT.isoformat(), "outcomes": "failed"})
+    assert failed["version"].to_list() == [version]
+    review = report(failure, config=Config(), as_of=DIRTY_AT, out=tmp_path / "out")
+    assert f"migration {version} failed" in review.path.read_text(encoding="utf-8")
+
+
+def test_a_clock_before_the_dirty_line_keeps_the_unknown_version(failure):
+    analyze(failure, config=Config(), as_of=DIRTY_AT - timedelta(seconds=1))
+    version, explanation = _failed_finding(failure)
+    assert version is None
+    assert "prod/billing/app: migration ? failed (syntax_error)" in explanation
+    failed = query(failure, "failed_runs", {"as_of": (DIRTY_AT - timedelta(seconds=1)).isoformat(),
+                                            "outcomes": "failed"})
+    assert failed["version"].to_list() == [None]
+
+
+def test_unknown_database_never_takes_a_version_from_another_run(tmp_path, warehouse, load):
+    # Same env and service, no database: `unknown` is not one database, so the dirty line is no evidence.
+    load(_place(tmp_path, "env=prod/service=billing", FAILURE))
+    assert {r["database"] for r in _runs(warehouse)} == {"unknown"}
+    run = _run(warehouse, "0033_up_syntax_error")
+    assert (run["next_dirty_version"], run["next_dirty_at"], run["dirty_version"]) == (None, None, None)
+    analyze(warehouse, config=Config(), as_of=DIRTY_AT + timedelta(days=1))
+    assert _failed_finding(warehouse)[0] is None
+
+
+def test_a_clean_run_between_failure_and_dirty_line_breaks_the_link(tmp_path, warehouse, load):
+    # A clean run means the database was forced clean: a later dirty line is another failure's.
+    between = FAILED_AT + timedelta(minutes=10)
+    load(_place(tmp_path, "env=prod/service=billing/database=app",
+                [*FAILURE, ("0013_up_again_nochange", between)]))
+    run = _run(warehouse, "0033_up_syntax_error")
+    assert (run["next_dirty_version"], run["next_dirty_at"]) == (None, None)
 
 
 # -- downs: migrate prints only the steps; the database is at the version below the last one.

@@ -17,9 +17,11 @@ from pipeline.core.errors import WarehouseError
 from pipeline.core.vocabulary import severity_rank
 from pipeline.warehouse import transaction
 
+# A default-mode failure's version is named by the dirty line migrate prints next: only once that is printed.
 _RUNS = """
 SELECT run_id, stream_key, env, service, database, started_at, ended_at, command, command_known, applied,
-       from_version, to_version, outcome, error_class, error_text, exit_code, left_dirty, dirty_version
+       from_version, to_version, outcome, error_class, error_text, exit_code, left_dirty,
+       CASE WHEN next_dirty_at <= $as_of THEN next_dirty_version ELSE dirty_version END AS dirty_version
 FROM runs WHERE started_at <= $as_of
 """
 _EVENTS = """

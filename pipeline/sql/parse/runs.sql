@@ -151,7 +151,9 @@ SELECT
         WHEN 'up' THEN last_applied_v
         WHEN 'down' THEN reached.version
     END AS version_seen,
-    shown_by IS NOT NULL AS version_shown
+    shown_by IS NOT NULL AS version_shown,
+    NULL::BIGINT AS next_dirty_version,
+    NULL::TIMESTAMP AS next_dirty_at
 FROM seen LEFT JOIN reached USING (run_id);
 
 -- The version a run started from is where the last run before it on the same database that showed a version
@@ -201,3 +203,33 @@ FROM (
 ) nxt
 WHERE runs.run_id = nxt.run_id AND nxt.v IS NOT NULL;
 
+-- A failed run whose lines do not name its version (default mode): migrate names it the next time it is
+-- asked on that database, `Dirty database version N` or `version` answering `N (dirty)`, unless the
+-- database was shown clean first (a clean run, a new failure, a version shown without dirty). Runs have no
+-- clock, so that answer is kept apart with the time it was printed; analysis uses it only at a later clock.
+-- Never on the `unknown` database: that is no one database.
+UPDATE runs SET next_dirty_version = NULL, next_dirty_at = NULL WHERE next_dirty_at IS NOT NULL;
+
+UPDATE runs SET next_dirty_version = h.v, next_dirty_at = h.at
+FROM (
+    SELECT n.run_id, n.nxt.v AS v,
+        (SELECT min(e.ts) FROM migrate_events e
+         WHERE e.run_id = n.nxt.run_id AND (e.kind = 'dirty' OR e.kind = 'version' AND e.name = '(dirty)')) AS at
+    FROM (
+        SELECT r.run_id, r.outcome, r.version_shown,
+            -- the next run that tells the database's state: dirty at a version, or not dirty
+            first_value(CASE WHEN r.dirty_version IS NOT NULL OR r.version_shown OR r.applied > 0
+                                  OR r.outcome IN ('success', 'no_change', 'failed')
+                             THEN {'run_id': r.run_id,
+                                   'v': CASE WHEN r.dirty_version IS NOT NULL AND NOT r.left_dirty
+                                             THEN r.dirty_version END} END IGNORE NULLS) OVER (
+                PARTITION BY r.env, r.service, r.database ORDER BY r.started_at, r.run_id
+                ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS nxt
+        FROM runs r
+        SEMI JOIN (SELECT env, service, database FROM runs
+                   WHERE outcome = 'failed' AND NOT version_shown AND database <> 'unknown') f
+            ON r.env = f.env AND r.service = f.service AND r.database = f.database
+    ) n
+    WHERE n.outcome = 'failed' AND NOT n.version_shown AND n.nxt.v IS NOT NULL
+) h
+WHERE runs.run_id = h.run_id;
