@@ -6,7 +6,9 @@
 -- param: as_of = now                                      (the clock: --as-of, else now, UTC; ISO date or timestamp)
 --
 -- `version` is the version a failed, interrupted or refused (dirty) run was on; for lock and connection
--- errors no script ran, so it is NULL. The script name comes from any step of that version in the logs.
+-- errors no script ran, so it is NULL. A failure without -verbose does not name it: then it is the dirty
+-- version migrate printed next on that database, once that is at or before the clock (else inferred, or NULL).
+-- The script name comes from any step of that version in the logs.
 -- `error_message` / `sql_line` / `error_detail` are Postgres's parts of a `migration failed` error.
 WITH clock AS (
     SELECT CAST($as_of AS TIMESTAMP) AS as_of,
@@ -15,7 +17,8 @@ WITH clock AS (
 f AS (
     SELECT r.*,
            CASE WHEN r.outcome IN ('failed', 'interrupted', 'dirty')
-                THEN coalesce(r.dirty_version, r.to_version) END AS failed_version
+                THEN coalesce(CASE WHEN r.next_dirty_at <= clock.as_of THEN r.next_dirty_version END,
+                              r.dirty_version, r.to_version) END AS failed_version
     FROM runs r, clock
     WHERE r.started_at > clock.since AND r.started_at <= clock.as_of
       AND r.env GLOB $env

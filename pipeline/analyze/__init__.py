@@ -18,11 +18,13 @@ from pipeline.core.vocabulary import severity_rank
 from pipeline.warehouse import transaction
 
 # `clean` and the episodes come from the SQL macros (pipeline/sql/macros.sql) the named queries use, so the
-# findings and `dirty_now` / `dirty_mttr` / `forced_recoveries` apply one dirty rule.
+# findings and `dirty_now` / `dirty_mttr` / `forced_recoveries` apply one dirty rule. A default-mode failure's
+# version is named by the dirty line migrate prints next: only once that is printed (at or before the clock).
 _RUNS = """
 SELECT run_id, stream_key, env, service, database, started_at, ended_at, command, command_known, applied,
-       from_version, to_version, outcome, error_class, error_text, exit_code, left_dirty, dirty_version,
-       is_clean_run(left_dirty, outcome, dirty_version) AS clean
+       from_version, to_version, outcome, error_class, error_text, exit_code, left_dirty,
+       CASE WHEN next_dirty_at <= $as_of THEN next_dirty_version ELSE runs.dirty_version END AS dirty_version,
+       is_clean_run(left_dirty, outcome, runs.dirty_version) AS clean
 FROM runs WHERE started_at <= $as_of
 """
 _EPISODES = """

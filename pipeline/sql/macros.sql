@@ -88,31 +88,29 @@ SELECT DISTINCT service, version FROM migrate_events
 WHERE kind IN ('applied', 'version', 'dirty') AND version IS NOT NULL AND ts <= as_of;
 
 -- database_versions(as_of): every database with a run by the clock, the version its last showing run left it
--- at, how that is known, and whether it is dirty (the `dirty_open` rule). migrate prints no version after a
--- `down`, so there the version is the known one below the last step down (NULL: none applied, or not in the
--- logs); runs.to_version is NULL there and later no-change runs carry the pre-down version forward.
+-- at (runs.to_version), how that is known, and whether it is dirty (the `dirty_open` rule). migrate prints no
+-- version after a `down`: runs take the known one below the last step down (NULL: none applied, or not in the
+-- logs).
 CREATE OR REPLACE MACRO database_versions(as_of) AS TABLE
 WITH r AS (
     SELECT runs.*, dirty_evidence(left_dirty, outcome, dirty_version) AS evidence
     FROM runs WHERE started_at <= as_of
-), last_step AS (   -- the last script step of each run
-    SELECT run_id, arg_max(direction, seq) AS direction, arg_max(version, seq) AS version
-    FROM migrate_events WHERE kind = 'applied' AND ts <= as_of
-    GROUP BY run_id
-), shown AS (   -- the last run that shows the version
-    SELECT r.env, r.service, r.database, r.started_at AS known_at,
-        CASE WHEN s.direction = 'down'
-                 THEN (SELECT max(k.version) FROM known_versions(as_of) k
-                       WHERE k.service = r.service AND k.version < s.version)
-             ELSE coalesce(r.dirty_version, r.version_seen) END AS version,
-        CASE WHEN s.direction = 'down' THEN 'below the last down step (' || s.version || ')'
-             WHEN r.dirty_version IS NOT NULL THEN 'dirty version'
-             WHEN r.command = 'version' THEN 'printed by migrate version'
+), last_shown AS (   -- the last run that shows the version
+    SELECT * FROM r WHERE version_shown OR dirty_version IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY env, service, database ORDER BY started_at DESC, run_id DESC) = 1
+), shown AS (
+    SELECT l.env, l.service, l.database, l.started_at AS known_at, l.to_version AS version,
+        CASE WHEN l.dirty_version IS NOT NULL THEN 'dirty version'
+             WHEN l.command = 'version' THEN 'printed by migrate version'
+             WHEN l.error_class = 'no_migration' THEN 'migrate version: no migration'
+             WHEN s.direction = 'down' THEN 'below the last down step (' || s.version || ')'
              ELSE 'last step applied' END AS known_from
-    FROM r LEFT JOIN last_step s USING (run_id)
-    WHERE s.direction = 'down' OR r.dirty_version IS NOT NULL OR r.version_seen IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY r.env, r.service, r.database
-                               ORDER BY r.started_at DESC, r.run_id DESC) = 1
+    FROM last_shown l
+    LEFT JOIN (   -- the last script step of those runs
+        SELECT run_id, arg_max(direction, seq) AS direction, arg_max(version, seq) AS version
+        FROM migrate_events WHERE kind = 'applied' AND run_id IN (SELECT run_id FROM last_shown)
+        GROUP BY run_id
+    ) s USING (run_id)
 ), state AS (   -- the last run that tells dirty or clean
     SELECT env, service, database, evidence AS dirty
     FROM r WHERE evidence OR is_clean_outcome(outcome)

@@ -80,8 +80,9 @@ CREATE TABLE IF NOT EXISTS runs (
     command      VARCHAR,            -- up | down | goto | version | force | drop | create …; NULL when unknown
     command_known BOOLEAN NOT NULL,  -- true when recorded by a wrapper, false when inferred from the lines
     applied      INTEGER NOT NULL,
-    from_version BIGINT,
-    to_version   BIGINT,
+    from_version BIGINT,             -- where the last earlier run on the database that showed a version left it
+    to_version   BIGINT,             -- where this run left it; after a down, the known version below the last
+                                     -- step: NULL after `down -all` (no version) or when that one is not in the logs
     outcome      VARCHAR NOT NULL,   -- success | no_change | failed | dirty | locked | error | interrupted
     error_class  VARCHAR,
     error_text   VARCHAR,
