@@ -18,7 +18,7 @@ from pipeline.core.vocabulary import CLEAN_OUTCOMES, OUTCOMES
 from pipeline.query import run_query
 from pipeline.warehouse import connect
 
-from .fleet import Fleet
+from .kit.fleet import Fleet
 
 T0 = datetime(2026, 10, 5, 10, 0)
 AS_OF = T0 + timedelta(days=2)
