@@ -202,3 +202,21 @@ def test_the_alert_mail_links_the_review_of_its_week_and_shows_log_text_inert(wa
     body = inbox.messages[0].get_body(("plain",)).get_content()
     assert f"Weekly review: {(tmp_path / 'reports' / '2026-W46.html').resolve()}" in body
     assert "\x1b" not in body and "\\x1b[2J\\x07at version 23" in body
+
+
+# ---------------------------------------------------------------- no input stops the batch
+
+def test_a_record_nested_past_the_recursion_limit_is_rejected_and_its_neighbours_load(tmp_path):
+    deep = '{"a":' * 1000 + "1" + "}" * 1000
+    good = '{"log":"1/u add_users (2ms)\\n","stream":"stderr","time":"2026-11-12T10:00:01Z"}\n'
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "deep-json.log").write_text(deep + "\n" + good, encoding="utf-8")
+    (tmp_path / "logs" / "good-json.log").write_text(good.replace("10:00:01", "10:00:02"), encoding="utf-8")
+    (tmp_path / "logs" / "export.json").write_text('{"events":[' + deep + "]}\n", encoding="utf-8")
+    db = str(tmp_path / "w.duckdb")
+    result = _cli("ingest", str(tmp_path / "logs"), "--db", db)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("ingested 3 sources; skipped 0 unchanged; 4 lines (2 new, 0 duplicate, 2 rejected)")
+    rejected = _cli("query", "SELECT split_part(source_uri, '/', -1) AS f, line_no FROM rejects ORDER BY f",
+                    "--format", "csv", "--db", db).stdout
+    assert rejected == "f,line_no\ndeep-json.log,1\nexport.json,1\n"

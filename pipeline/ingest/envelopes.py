@@ -43,7 +43,7 @@ def detect(head: bytes) -> Detected:
             continue
         try:
             record = json.loads(ln)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past Python's recursion limit: not a record we know
             continue
         json_seen = True
         if isinstance(record, dict):
@@ -103,7 +103,7 @@ def cloudwatch_records(text: str) -> Iterator[tuple[str | None, str | None, str]
             break
         try:
             obj, stop = decoder.raw_decode(text, pos)
-        except ValueError:
+        except (ValueError, RecursionError):
             nl = text.find("\n", pos)
             stop = end if nl < 0 else nl + 1
             yield None, _bad(text[pos:stop]), _printable(text[pos:stop].rstrip("\r\n"))
