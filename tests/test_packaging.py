@@ -40,6 +40,13 @@ def test_the_wheel_carries_every_tracked_file_of_the_package_and_its_asset_folde
     assert missing == []
 
 
+def test_the_wheel_ships_nothing_the_checkout_does_not_track(wheel):
+    tracked = {f.replace("queries/", "pipeline/queries/", 1).replace("reports/", "pipeline/templates/", 1)
+               for folder in ("pipeline", "queries", "reports") for f in _tracked(folder)}
+    shipped = {n for n in wheel.namelist() if not n.startswith("migrate_lens-") and "__pycache__" not in n}
+    assert shipped - tracked == set()
+
+
 def test_the_installed_assets_are_found_through_the_package_not_the_checkout(wheel, tmp_path):
     wheel.extractall(tmp_path / "site")
     code = ("import sys; sys.path.insert(0, sys.argv[1]); "
