@@ -28,6 +28,7 @@ from pipeline.alerts.state import LABELS, firing_alerts, naive_utc, plan
 from pipeline.core.errors import ConfigError
 from pipeline.core.redact import redact
 from pipeline.core.weeks import Week
+from pipeline.warehouse import transaction
 
 __all__ = ["AlertResult", "Rules", "add_silence", "alert", "compose", "firing_alerts", "load_rules",
            "parse_interval"]
@@ -58,16 +59,8 @@ class AlertResult:
 def alert(con: duckdb.DuckDBPyConnection, *, rules: Rules, as_of: datetime, out: Path,
           dry_run: bool = False) -> AlertResult:
     """Evaluate the rules over open findings, update alert state and deliver what is due."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con, commit=not dry_run):  # a dry run previews: the state stays as it was
         due = plan(con, rules, as_of)
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    if dry_run:
-        con.execute("ROLLBACK")  # a dry run previews: the state stays as it was
-    else:
-        con.execute("COMMIT")
     notes, firing, resolved, silenced = due.notes, due.firing, due.resolved, due.silenced
     routes = {r.name: r for r in rules.routes}
     by_route: dict[str, list[dict]] = {}

@@ -12,8 +12,9 @@ from pipeline.core.assets import sql_text
 
 
 @contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """BEGIN … COMMIT, or ROLLBACK when the block raises (anything, KeyboardInterrupt included)."""
+def transaction(con: duckdb.DuckDBPyConnection, *, commit: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN … COMMIT, or ROLLBACK when the block raises (anything, KeyboardInterrupt included). With
+    `commit=False` the block's changes are always rolled back (a preview)."""
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
@@ -23,7 +24,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         except duckdb.Error:
             pass  # DuckDB already ended the transaction with the error
         raise
-    con.execute("COMMIT")
+    con.execute("COMMIT" if commit else "ROLLBACK")
 
 
 def _statement_params(sql: str) -> set[str]:
