@@ -36,6 +36,7 @@ from pipeline import lint as _lint
 from pipeline import parse as _parse
 from pipeline import query as _query
 from pipeline import report as _report
+from pipeline import warehouse as _warehouse
 from pipeline.alerts import AlertResult, Rules, load_rules
 from pipeline.analyze import AnalyzeResult
 from pipeline.core.config import Config, load_config
@@ -50,11 +51,10 @@ from pipeline.query import ExportResult
 from pipeline.query.output import render as render_frame
 from pipeline.query.output import write as write_frame
 from pipeline.report import ReportResult
-from pipeline import warehouse as _warehouse
 from pipeline.warehouse import connect
 from pipeline.warehouse import retention as _retention
-from pipeline.warehouse.retention import PruneResult
 from pipeline.warehouse.named import NamedQuery, named_queries
+from pipeline.warehouse.retention import PruneResult
 from pipeline.wrap import WrapResult, wrap
 
 __all__ = [

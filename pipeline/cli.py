@@ -18,8 +18,21 @@ from typing import Any
 import click
 
 from pipeline import __version__
-from pipeline.api import (DEFAULT_DB, DEFAULT_OUT, Lens, fail_on_undelivered, fail_on_unread, lint, lint_exit_code, load_config,
-                          named_queries, render_frame, render_lint, wrap, write_frame)
+from pipeline.api import (
+    DEFAULT_DB,
+    DEFAULT_OUT,
+    Lens,
+    fail_on_undelivered,
+    fail_on_unread,
+    lint,
+    lint_exit_code,
+    load_config,
+    named_queries,
+    render_frame,
+    render_lint,
+    wrap,
+    write_frame,
+)
 from pipeline.core.errors import LensError, QueryError
 from pipeline.core.render import inert
 from pipeline.core.vocabulary import ENVELOPES, SEVERITIES

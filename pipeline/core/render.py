@@ -10,7 +10,6 @@ import jinja2
 
 from pipeline.core.assets import templates_folder
 
-
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 

@@ -22,9 +22,9 @@ import duckdb
 import pyarrow as pa
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+from pipeline.core.assets import sql_text
 from pipeline.core.config import Config
 from pipeline.core.errors import SourceError, WarehouseError
-from pipeline.core.assets import sql_text
 from pipeline.core.redact import redact
 from pipeline.core.vocabulary import ENVELOPES
 from pipeline.ingest import envelopes

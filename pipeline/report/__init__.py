@@ -16,13 +16,13 @@ from pathlib import Path
 import duckdb
 import jinja2
 
+from pipeline.core.assets import sql_text
 from pipeline.core.config import Config
 from pipeline.core.errors import ConfigError, WarehouseError
+from pipeline.core.redact import redact
 from pipeline.core.render import environment
 from pipeline.core.vocabulary import FAILURE_OUTCOMES
 from pipeline.core.weeks import Week
-from pipeline.core.redact import redact
-from pipeline.core.assets import sql_text
 from pipeline.warehouse import execute
 from pipeline.warehouse.named import run_named
 
