@@ -220,3 +220,24 @@ def test_a_record_nested_past_the_recursion_limit_is_rejected_and_its_neighbours
     rejected = _cli("query", "SELECT split_part(source_uri, '/', -1) AS f, line_no FROM rejects ORDER BY f",
                     "--format", "csv", "--db", db).stdout
     assert rejected == "f,line_no\ndeep-json.log,1\nexport.json,1\n"
+
+
+# ---------------------------------------------------------------- one file, one identity
+
+def test_the_same_folder_by_another_spelling_or_a_symlink_is_unchanged(tmp_path, monkeypatch):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name in ("0012_up.txt", "0033_up_syntax_error.txt"):
+        (logs / name).write_bytes((CAPTURES / name).read_bytes())
+    (tmp_path / "link").symlink_to(logs)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    db = str(tmp_path / "w.duckdb")
+    first = _cli("ingest", "../logs", "--db", db)
+    assert first.exit_code == 0 and first.stdout.startswith("ingested 2 sources; skipped 0 unchanged")
+    for spelling in (str(logs), str(tmp_path / "link"), str(tmp_path / "link" / "0012_up.txt"), "../logs/"):
+        again = _cli("ingest", spelling, "--db", db)
+        assert again.exit_code == 0 and "ingested 0 sources" in again.stdout, (spelling, again.output)
+    counts = _cli("query", "SELECT (SELECT count(*) FROM ingested_sources) s, (SELECT count(*) FROM log_lines) l, "
+                  "(SELECT count(*) FROM runs) r", "--format", "csv", "--db", db).stdout
+    assert counts == "s,l,r\n2,13,2\n"

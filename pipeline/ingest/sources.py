@@ -8,6 +8,7 @@ complete line before the damage and then says where it broke.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import zlib
 from collections.abc import Iterator
@@ -93,9 +94,16 @@ def _as_datetime(value: Any) -> datetime | None:
         return None
 
 
+def _normal_key(path: str) -> str:
+    """An object key without repeated or trailing slashes: `b//p/x.log` and `b/p/x.log` are one object."""
+    return re.sub(r"/{2,}", "/", path).rstrip("/")
+
+
 def _source(fs: Any, path: str, info: dict[str, Any]) -> Source:
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    uri = path if protocol in ("file", "local") else f"{protocol}://{path}"
+    # The identity of a source is its canonical location: `../logs`, `/abs/logs` and a symlink to it are one
+    # file, read once. Hive labels still come from the path as given (`path`).
+    uri = os.path.realpath(path) if protocol in ("file", "local") else f"{protocol}://{_normal_key(path)}"
     modified = _as_datetime(info.get("mtime") or info.get("LastModified") or info.get("last_modified"))
     etag = info.get("ETag") or info.get("etag")
     return Source(
