@@ -4,7 +4,10 @@ one-line message, the exit code and the accounting."""
 from __future__ import annotations
 
 import re
+import shutil
 import socket
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -241,3 +244,32 @@ def test_the_same_folder_by_another_spelling_or_a_symlink_is_unchanged(tmp_path,
     counts = _cli("query", "SELECT (SELECT count(*) FROM ingested_sources) s, (SELECT count(*) FROM log_lines) l, "
                   "(SELECT count(*) FROM runs) r", "--format", "csv", "--db", db).stdout
     assert counts == "s,l,r\n2,13,2\n"
+
+
+# ---------------------------------------------------------------- an unreadable folder is not skipped silently
+
+# Root reads every folder: the child runs without the capabilities that let it (util-linux's setpriv).
+_NO_OVERRIDE = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps",
+                "-dac_override,-dac_read_search", "--"]
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux's setpriv to drop root's override")
+def test_an_unreadable_sub_folder_is_listed_as_failed_and_read_on_the_next_run(tmp_path):
+    for sub, name in (("ok", "0012_up.txt"), ("locked", "0033_up_syntax_error.txt")):
+        (tmp_path / "logs" / sub).mkdir(parents=True)
+        (tmp_path / "logs" / sub / name).write_bytes((CAPTURES / name).read_bytes())
+    locked = tmp_path / "logs" / "locked"
+    locked.chmod(0o000)
+    cmd = [*_NO_OVERRIDE, sys.executable, "-c", "from pipeline.cli import main; main()", "ingest",
+           str(tmp_path / "logs"), "--db", str(tmp_path / "w.duckdb"), "--no-progress"]
+    try:
+        first = subprocess.run(cmd, capture_output=True, text=True)
+    finally:
+        locked.chmod(0o755)
+    assert first.returncode == 1, first.stderr
+    assert first.stdout.startswith("ingested 1 source; skipped 0 unchanged; 6 lines")
+    assert first.stderr == (f"Error: {locked}: cannot list the folder (Permission denied); check its permissions; "
+                            "every other source was ingested, and these are retried on the next run\n")
+    second = subprocess.run(cmd, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.startswith("ingested 1 source; skipped 1 unchanged; 7 lines")

@@ -222,12 +222,13 @@ def ingest(
     forced = envelope or (None if config.ingest.format == "auto" else config.ingest.format)
     if forced is not None and forced not in ENVELOPES:
         raise SourceError(f"--format {forced}: unknown format (use one of: {', '.join(ENVELOPES)})")
-    sources = discover(specs, since=since)
+    discovery = discover(specs, since=since)
+    sources = discovery.sources
     _recover(con)
     load_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
     loader = _SourceLoader(con, config, load_id)
     done = skipped = lines = rejected = stored = duplicates = damaged = 0
-    failed: list[str] = []
+    failed: list[str] = list(discovery.unreadable)
     with Progress(TextColumn("[bold]ingest[/] {task.description}"), BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), disable=not progress, transient=True) as bar:
         task = bar.add_task("", total=sum(s.size for s in sources) or 1)

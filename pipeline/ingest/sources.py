@@ -168,9 +168,38 @@ def _missing(spec: str, fs: Any, root: str) -> SourceError:
     return SourceError(f"{redact(spec)}: no such file or folder (check the path)")
 
 
-def discover(specs: list[str], since: datetime | None = None) -> list[Source]:
+@dataclass(frozen=True)
+class Discovery:
+    """The sources found, and the folders that could not be listed (reported like unreadable files)."""
+
+    sources: list[Source]
+    unreadable: tuple[str, ...] = ()
+
+
+def _walk_local(root: str, unreadable: list[str]) -> dict[str, dict[str, Any]]:
+    """Every log file below a local folder; a sub-folder that cannot be listed is named, not skipped silently."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def refused(e: OSError) -> None:
+        unreadable.append(f"{redact(str(e.filename))}: cannot list the folder ({e.strerror}); check its permissions")
+
+    for folder, _dirs, files in os.walk(root, onerror=refused):
+        for name in files:
+            if _is_log_name(name):
+                path = os.path.join(folder, name)
+                try:
+                    st = os.stat(path)
+                except OSError as e:
+                    refused(e)
+                    continue
+                found[path] = {"name": path, "size": st.st_size, "type": "file", "mtime": st.st_mtime}
+    return found
+
+
+def discover(specs: list[str], since: datetime | None = None) -> Discovery:
     """Expand files, folders, globs and prefixes into sources, sorted and without repeats."""
     found: dict[str, Source] = {}
+    unreadable: list[str] = []
     for spec in specs:
         protocol = spec.split("://", 1)[0] if "://" in spec else "file"
         try:
@@ -184,6 +213,8 @@ def discover(specs: list[str], since: datetime | None = None) -> list[Source]:
                 candidates = {p: i for p, i in matches.items() if i.get("type") != "directory"}
                 if not candidates:
                     raise SourceError(f"{redact(spec)}: the pattern matches no file (check the glob)")
+            elif fs.isdir(root) and protocol == "file":
+                candidates = _walk_local(root, unreadable)
             elif fs.isdir(root):
                 candidates = {
                     p: i for p, i in fs.find(root, detail=True).items() if _is_log_name(p.rsplit("/", 1)[-1])
@@ -207,7 +238,7 @@ def discover(specs: list[str], since: datetime | None = None) -> list[Source]:
             src = _source(fs, path, info)
             if _is_recent(src, since):
                 found.setdefault(src.uri, src)
-    return list(found.values())
+    return Discovery(list(found.values()), tuple(unreadable))
 
 
 @dataclass
