@@ -147,20 +147,22 @@ class _Groups:
         self.lines = config.ingest.group_lines
         self.sources = config.ingest.group_sources
         self.waiting: dict[str, list[tuple[Member, Batch]]] = {}
+        self.records: dict[str, int] = {}
         self.done = Stored()
 
     def add(self, member: Member, batch: Batch) -> None:
-        group = self.waiting.setdefault(member.envelope, [])
-        if group and sum(b.records for _, b in group) + batch.records > self.lines:
-            self.flush(member.envelope)
-            group = self.waiting.setdefault(member.envelope, [])
-        group.append((member, batch))
-        if len(group) >= self.sources:
-            self.flush(member.envelope)
+        env = member.envelope
+        if self.records.get(env, 0) + batch.records > self.lines:
+            self.flush(env)
+        self.waiting.setdefault(env, []).append((member, batch))
+        self.records[env] = self.records.get(env, 0) + batch.records
+        if len(self.waiting[env]) >= self.sources:
+            self.flush(env)
 
     def flush(self, envelope: str | None = None) -> None:
         for env in [envelope] if envelope else list(self.waiting):
             group = self.waiting.pop(env, [])
+            self.records.pop(env, None)
             if group:
                 try:
                     self.done += self.loader.load_group(group)
