@@ -7,7 +7,7 @@ OUT    := migrate-lens-out
 # The demo's clock is pinned to the end of the sample data, so it gives the same result any day.
 AS_OF  := 2026-11-16T00:00:00Z
 
-.PHONY: demo test bench install clean sample-logs
+.PHONY: demo test test-fast bench install clean sample-logs
 
 install: $(STAMP)
 
@@ -28,6 +28,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
+
+# The edit-test loop: everything but the tests marked `slow` in pyproject (hypothesis, the SIGKILL ingest, the
+# S3 server, headless Chromium, regenerating sample_logs); `make test` runs them all, as CI does.
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 -q -m "not slow"
 
 bench: $(STAMP)
 	$(PY) tests/bench_ingest.py --lines 2000000

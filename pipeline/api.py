@@ -39,8 +39,9 @@ from pipeline import report as _report
 from pipeline.alerts import AlertResult, Rules, load_rules
 from pipeline.analyze import AnalyzeResult
 from pipeline.core.config import Config, load_config
-from pipeline.core.errors import SourceError, WarehouseError
+from pipeline.core.errors import ConfigError, DeliveryError, SourceError, WarehouseError
 from pipeline.core.vocabulary import FINDINGS_EXIT, at_or_above
+from pipeline.core.weeks import Week
 from pipeline.ingest import IngestResult
 from pipeline.lint import LintResult
 from pipeline.lint import exit_code as lint_exit_code
@@ -51,13 +52,15 @@ from pipeline.query.output import write as write_frame
 from pipeline.report import ReportResult
 from pipeline import warehouse as _warehouse
 from pipeline.warehouse import connect
+from pipeline.warehouse import retention as _retention
+from pipeline.warehouse.retention import PruneResult
 from pipeline.warehouse.named import NamedQuery, named_queries
 from pipeline.wrap import WrapResult, wrap
 
 __all__ = [
     "DEFAULT_DB", "DEFAULT_OUT", "AlertResult", "AnalyzeResult", "Config", "ExportResult", "IngestResult", "JobResult",
     "Lens", "LintResult", "ReportResult", "Rules", "UpgradeResult", "WrapResult", "alert", "analyze", "connect",
-    "NamedQuery", "fail_on_unread", "ingest", "lint", "lint_exit_code", "load_config", "load_rules", "named_queries", "query",
+    "NamedQuery", "PruneResult", "fail_on_undelivered", "fail_on_unread", "ingest", "lint", "lint_exit_code", "load_config", "load_rules", "named_queries", "prune", "query",
     "render_frame", "render_lint", "report", "run", "upgrade", "wrap", "write_frame",
 ]
 
@@ -123,11 +126,13 @@ class JobResult:
     analysis: AnalyzeResult
     report: ReportResult
     alerts: AlertResult
+    pruned: PruneResult | None = None  # when [retention] keep_raw_days is set
 
     def summary(self) -> str:
         by_outcome = ", ".join(f"{n:,} {outcome}" for outcome, n in self.outcomes) or "no runs"
-        return (f"{self.ingest.summary()}\nruns by outcome: {by_outcome}\n{self.analysis.summary()}\n"
-                f"{self.report.summary()}\n{self.alerts.summary()}")
+        lines = [self.ingest.summary(), f"runs by outcome: {by_outcome}", self.analysis.summary(),
+                 self.report.summary(), self.alerts.summary()]
+        return "\n".join(lines + ([self.pruned.summary()] if self.pruned else []))
 
     def exit_code(self, fail_on: str | None) -> int:
         """3 when an open finding is at or above `fail_on` (critical, warning, info), else 0."""
@@ -146,7 +151,15 @@ def run(con: duckdb.DuckDBPyConnection, sources: list[str], *, config: Config, a
     analysis = analyze(con, config=config, as_of=as_of)
     review = report(con, config=config, as_of=as_of, out=out, week=week)
     alerted = alert(con, rules=rules, as_of=as_of, out=out, dry_run=dry_run)
-    return JobResult(loaded, tuple((o, n) for o, n in outcomes), analysis, review, alerted)
+    keep = config.retention.keep_raw_days
+    pruned = _retention.prune(con, keep_days=keep, now=as_of) if keep else None
+    return JobResult(loaded, tuple((o, n) for o, n in outcomes), analysis, review, alerted, pruned)
+
+
+def prune(con: duckdb.DuckDBPyConnection, *, keep_days: float, now: datetime) -> PruneResult:
+    """Apply the retention policy: raw lines of closed streams and rejects older than `keep_days` go;
+    events, runs, findings and alerts stay. `Lens.prune` also compacts the file."""
+    return _retention.prune(con, keep_days=keep_days, now=now)
 
 
 @dataclass(frozen=True)
@@ -175,6 +188,14 @@ def fail_on_unread(result: IngestResult) -> None:
         more = f" (and {len(result.failed) - 1} more)" if len(result.failed) > 1 else ""
         raise SourceError(f"{result.failed[0]}{more}; every other source was ingested, "
                           "and these are retried on the next run")
+
+
+def fail_on_undelivered(result: AlertResult) -> None:
+    """Raise when a notification could not be delivered (it stays pending and is retried next run), so that
+    cron notices; everything else the run did stands."""
+    if result.emails_failed:
+        raise DeliveryError(f"alert: {result.emails_failed} e-mail{'s' if result.emails_failed != 1 else ''} could not "
+                            f"be sent ({result.errors[0]}); kept pending, retried on the next run (check [smtp])")
 
 
 class Lens:
@@ -207,7 +228,7 @@ class Lens:
 
     def report(self, *, week: str | None = None) -> ReportResult:
         if week:
-            _report.Week.parse(week)  # a mistyped week is named before the warehouse is opened
+            Week.parse(week)  # a mistyped week is named before the warehouse is opened
         with self.connection() as con:
             return report(con, config=self.config, as_of=self.as_of, out=self.out, week=week)
 
@@ -220,8 +241,24 @@ class Lens:
             week: str | None = None, dry_run: bool = False, since: datetime | None = None) -> JobResult:
         loaded = rules if isinstance(rules, Rules) else load_rules(rules)  # a bad rules file stops it before any change
         with self.connection(create=True) as con:
-            return run(con, sources, config=self.config, as_of=self.as_of, out=self.out, rules=loaded,
-                       envelope=envelope, week=week, dry_run=dry_run, since=since, progress=self.progress)
+            job = run(con, sources, config=self.config, as_of=self.as_of, out=self.out, rules=loaded,
+                      envelope=envelope, week=week, dry_run=dry_run, since=since, progress=self.progress)
+        if job.pruned and self.config.retention.compact:
+            job = replace(job, pruned=replace(job.pruned, **self._compact()))
+        return job
+
+    def prune(self, *, keep_days: float | None = None) -> PruneResult:
+        """The retention policy (`keep_days`, else `[retention] keep_raw_days`), then compaction."""
+        keep = keep_days or self.config.retention.keep_raw_days
+        if not keep:
+            raise ConfigError("prune: give --keep-days N or set [retention] keep_raw_days in the config file")
+        with self.connection() as con:
+            pruned = prune(con, keep_days=keep, now=self.as_of)
+        return replace(pruned, **self._compact()) if self.config.retention.compact else pruned
+
+    def _compact(self) -> dict[str, int]:
+        before, after = _retention.compact(self.db)
+        return {"bytes_before": before, "bytes_after": after}
 
     def query(self, name_or_sql: str, params: dict[str, str] | None = None) -> pl.DataFrame:
         """A named query or one ad-hoc statement, read-only and sandboxed: no files, network, extensions or

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from pipeline import __version__
-from pipeline.api import (DEFAULT_DB, DEFAULT_OUT, Lens, fail_on_unread, lint, lint_exit_code, load_config,
+from pipeline.api import (DEFAULT_DB, DEFAULT_OUT, Lens, fail_on_undelivered, fail_on_unread, lint, lint_exit_code, load_config,
                           named_queries, render_frame, render_lint, wrap, write_frame)
 from pipeline.core.errors import LensError, QueryError
 from pipeline.core.render import inert
@@ -159,7 +159,9 @@ def report(week: str | None) -> None:
 @_dry_run_option
 def alert(rules_path: Path | None, dry_run: bool) -> None:
     """Evaluate alert rules over findings; send e-mail (or, with --dry-run, write .eml files)."""
-    click.echo(_lens().alert(rules=rules_path, dry_run=dry_run).summary())
+    result = _lens().alert(rules=rules_path, dry_run=dry_run)
+    click.echo(result.summary())
+    fail_on_undelivered(result)
 
 
 @_command()
@@ -275,6 +277,7 @@ def run(sources: tuple[str, ...], envelope: str | None, rules_path: Path | None,
                          since=_since(since))
     click.echo(result.summary())
     fail_on_unread(result.ingest)  # exit 1 (a fixable error) wins over 3
+    fail_on_undelivered(result.alerts)
     code = result.exit_code(fail_on)
     if code:
         sys.exit(code)
@@ -284,3 +287,11 @@ def run(sources: tuple[str, ...], envelope: str | None, rules_path: Path | None,
 def upgrade() -> None:
     """Migrate a warehouse written by an older migrate-lens to this build's schema (keeps every row)."""
     click.echo(_lens().upgrade().summary())
+
+
+@_command()
+@click.option("--keep-days", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DAYS",
+              help="Keep raw lines this many days (default: [retention] keep_raw_days of the config).")
+def prune(keep_days: float | None) -> None:
+    """Apply the retention policy: remove old raw lines and rejects, keep events, runs and findings; compact."""
+    click.echo(_lens().prune(keep_days=keep_days).summary())

@@ -32,4 +32,4 @@ FROM alerts a
 CROSS JOIN clock
 WHERE (a.status IN ('firing', 'silenced') OR a.pending IS NOT NULL)
   AND a.status GLOB $status
-ORDER BY list_position(['info', 'warning', 'critical'], a.severity) DESC, a.first_fired_at, a.rule
+ORDER BY severity_rank(a.severity), a.first_fired_at, a.rule

@@ -4,7 +4,7 @@
 -- param: service = *           (service glob)
 -- param: as_of = now           (the clock: --as-of, else now, UTC; ISO date or timestamp)
 --
--- Versions and dirtiness come from the `database_versions(as_of)` table macro (pipeline/sql/schema.sql): the
+-- Versions and dirtiness come from the `database_versions(as_of)` table macro (pipeline/sql/macros.sql): the
 -- last run that showed the version (an `up`'s last step, `version`'s answer, the dirty version, or after a
 -- down the known version below the last step down). NULL after a down means no version is applied (or the one
 -- below is not in the logs). `dirty` follows the `dirty_now` rule.

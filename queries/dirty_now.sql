@@ -3,7 +3,7 @@
 -- param: env = *               (environment glob)
 -- param: as_of = now           (the clock: --as-of, else now, UTC; ISO date or timestamp)
 --
--- Dirty episodes come from the `dirty_episodes(as_of)` table macro (pipeline/sql/schema.sql): the rule of the
+-- Dirty episodes come from the `dirty_episodes(as_of)` table macro (pipeline/sql/macros.sql): the rule of the
 -- `dirty_open` finding, recomputed from `runs` for any clock. A `version` run that prints the dirty version
 -- does not end one.
 WITH clock AS (

@@ -6,7 +6,9 @@
 -- param: as_of = now                                      (the clock: --as-of, else now, UTC; ISO date or timestamp)
 --
 -- `version` is the version a failed, interrupted or refused (dirty) run was on; for lock and connection
--- errors no script ran, so it is NULL. The script name comes from any step of that version in the logs.
+-- errors no script ran, so it is NULL. A failure without -verbose does not name it: then it is the dirty
+-- version migrate printed next on that database, once that is at or before the clock (else inferred, or NULL).
+-- The script name comes from any step of that version in the logs.
 -- `error_message` / `sql_line` / `error_detail` are Postgres's parts of a `migration failed` error.
 WITH clock AS (
     SELECT CAST($as_of AS TIMESTAMP) AS as_of,
@@ -15,7 +17,8 @@ WITH clock AS (
 f AS (
     SELECT r.*,
            CASE WHEN r.outcome IN ('failed', 'interrupted', 'dirty')
-                THEN coalesce(r.dirty_version, r.to_version) END AS failed_version
+                THEN coalesce(CASE WHEN r.next_dirty_at <= clock.as_of THEN r.next_dirty_version END,
+                              r.dirty_version, r.to_version) END AS failed_version
     FROM runs r, clock
     WHERE r.started_at > clock.since AND r.started_at <= clock.as_of
       AND r.env GLOB $env
@@ -32,8 +35,7 @@ SELECT f.started_at, f.env, f.service, f.database, f.outcome, f.error_class,
        (SELECT min(c.started_at) FROM runs c, clock
         WHERE c.env = f.env AND c.service = f.service AND c.database = f.database
           AND c.started_at > f.started_at AND c.started_at <= clock.as_of
-          AND c.outcome IN ('success', 'no_change')
-          AND NOT (c.left_dirty OR c.dirty_version IS NOT NULL)) AS clean_run_at,
+          AND is_clean_run(c.left_dirty, c.outcome, c.dirty_version)) AS clean_run_at,
        f.command, f.exit_code, f.run_id
 FROM f
 LEFT JOIN (SELECT run_id, arg_max(error_message, seq) AS error_message, arg_max(sql_line, seq) AS sql_line,

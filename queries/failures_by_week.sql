@@ -11,7 +11,7 @@ WITH clock AS (
            date_trunc('week', CAST($as_of AS TIMESTAMP)) - to_weeks(CAST($weeks AS INTEGER) - 1) AS since
 ),
 r AS (
-    SELECT runs.*, outcome IN ('failed', 'dirty', 'locked', 'error', 'interrupted') AS failure
+    SELECT runs.*, is_failure(outcome) AS failure
     FROM runs, clock
     WHERE started_at >= clock.since AND started_at <= clock.as_of AND env GLOB $env
 )

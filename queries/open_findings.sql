@@ -16,6 +16,5 @@ FROM findings f
 WHERE f.status = 'open'
   AND f.env GLOB $env
   AND f.kind GLOB $kind
-  AND list_position(['info', 'warning', 'critical'], f.severity)
-      >= list_position(['info', 'warning', 'critical'], $min_severity)
-ORDER BY list_position(['info', 'warning', 'critical'], f.severity) DESC, f.ts
+  AND severity_rank(f.severity) <= severity_rank($min_severity)
+ORDER BY severity_rank(f.severity), f.ts

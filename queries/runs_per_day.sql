@@ -24,7 +24,7 @@ SELECT CAST(r.started_at AS DATE) AS day, r.env,
        count(*) AS runs,
        count(*) FILTER (WHERE outcome = 'success') AS success,
        count(*) FILTER (WHERE outcome = 'no_change') AS no_change,
-       count(*) FILTER (WHERE outcome IN ('failed', 'dirty', 'locked', 'error', 'interrupted')) AS failures,
+       count(*) FILTER (WHERE is_failure(outcome)) AS failures,
        count(DISTINCT r.service || '/' || r.database) AS databases,
        coalesce(any_value(s.steps), 0) AS steps_applied,
        round(coalesce(any_value(s.own_ms), 0) / 1000, 1) AS own_s

@@ -42,28 +42,17 @@ BENCH = ROOT / ".bench"
 GENERATOR_VERSION = 2
 SEED = 20240628
 
-from tests.bench_ingest import machine, table  # same machine line and table format
+from tests.bench_ingest import machine, table  # noqa: E402  (same machine line and table format)
+from tests.kit.fleet import NOUNS, SERVICES, SUFFIX, VERBS  # noqa: E402  (the fleet the benchmarks share)
 
 # --------------------------------------------------------------------------------------------------------
 # The fleet
 # --------------------------------------------------------------------------------------------------------
 
-SERVICES = [
-    ("orders", "shop"), ("billing", "billing"), ("auth", "identity"), ("catalog", "shop"),
-    ("shipping", "logistics"), ("inventory", "logistics"), ("payments", "billing"), ("users", "identity"),
-    ("notifications", "comms"), ("search", "shop"), ("reporting", "analytics"), ("ledger", "billing"),
-    ("pricing", "shop"), ("checkout", "shop"), ("accounts", "identity"), ("tenants", "platform"),
-    ("audit", "platform"), ("files", "storage"), ("messaging", "comms"), ("scheduler", "platform"),
-]
-TS_VERSIONS = (1, 4, 6, 9, 11)   # services with `migrate create -format 20060102150405` versions
+TS_VERSIONS = tuple(i for i, s in enumerate(SERVICES) if s.ts_versions)  # `migrate create -format 20060102150405`
 WRAPPED = (7, 15)                # services run through `migrate-lens wrap`: command and exit code recorded
 SHIFT_SID = 1                    # billing: one script shifts level on most prod tenants
 SPIKE_SID = 6                    # payments: cannot connect on most prod runs of the last days
-VERBS = ["create", "add", "drop", "alter", "backfill", "rename", "index", "partition", "seed", "widen"]
-NOUNS = ["users", "orders", "order_items", "invoices", "payments", "accounts", "sessions", "audit_log",
-         "products", "prices", "shipments", "addresses", "tokens", "events", "refunds", "ledger_entries", "coupons",
-         "carts"]
-SUFFIX = ["table", "index", "column", "fk", "constraint", "view", "trigger", "defaults", "", "", ""]
 # error_class -> (postgres message, line, column, SQL body)  — what migrate prints for a failed script
 ERRORS = {
     "syntax_error": ('syntax error at or near ")"', 5, 1,
@@ -112,8 +101,8 @@ CREATE OR REPLACE TEMP MACRO nz(a, b, c) AS
 
 def _fleet_sql(scale: float) -> list[str]:
     """Statements building svc, scripts, rel, lanes and the run plan `rp` (no events yet) for one scale."""
-    names = _lit([s for s, _ in SERVICES])
-    nss = _lit([n for _, n in SERVICES])
+    names = _lit([s.name for s in SERVICES])
+    nss = _lit([s.namespace for s in SERVICES])
     errs = ", ".join(f"({_q(k)}, {_q(m)}, {ln}, {'NULL' if col is None else col}, {_q(sql)})"
                      for k, (m, ln, col, sql) in ERRORS.items())
     return [
@@ -579,6 +568,7 @@ def child_main(db: str, profile: bool) -> None:
     import pipeline.analyze as A
     import pipeline.analyze.baselines as B
     import pipeline.analyze.findings as F
+    import pipeline.analyze.findings.frames as FF
     from pipeline.core.config import Config
     from pipeline.warehouse import connect
 
@@ -623,16 +613,18 @@ def child_main(db: str, profile: bool) -> None:
         setattr(mod, name, timed)
 
     if not profile:
-        wrap(A, "_frame", lambda a: "load runs (DuckDB -> polars)" if a[1] == A._RUNS
-             else "load events (DuckDB -> polars)")
+        wrap(A, "_frame", lambda a: {A._RUNS: "load runs (DuckDB -> polars)",
+                                     A._EPISODES: "dirty episodes (DuckDB macro -> polars)"}.get(
+                                         a[1], "load events (DuckDB -> polars)"))
         wrap(B, "with_scope", "baselines.with_scope")
         wrap(B, "script_baselines", "baselines.script_baselines")
         wrap(B, "score_applications", "baselines.score_applications")
         wrap(F, "detect", "findings.detect")
         for name in ("rollback_readiness", "dirty_findings", "run_findings", "outlier_findings",
                      "spike_findings", "rollback_findings", "promotion_findings", "missing_down_findings",
-                     "idempotency_findings", "_by_db"):
+                     "idempotency_findings"):
             wrap(F, name, f"findings.{name}")
+        wrap(FF, "_by_db", "findings._by_db")
         wrap(A, "_replace", lambda a: f"write {a[1]}")
 
     prof = None
@@ -699,7 +691,8 @@ def in_child(db: Path, profile: bool) -> dict | None:
 # --------------------------------------------------------------------------------------------------------
 
 ORDER = [  # (label, indent): the order analyze() and findings.detect() call them
-    ("load runs (DuckDB -> polars)", 0), ("load events (DuckDB -> polars)", 0), ("baselines.with_scope", 0),
+    ("load runs (DuckDB -> polars)", 0), ("load events (DuckDB -> polars)", 0),
+    ("dirty episodes (DuckDB macro -> polars)", 0), ("baselines.with_scope", 0),
     ("baselines.script_baselines", 0), ("baselines.score_applications", 0), ("findings.detect", 0),
     ("findings.rollback_readiness", 1), ("findings.dirty_findings", 1), ("findings.run_findings", 1),
     ("findings.outlier_findings", 1), ("findings.spike_findings", 1), ("findings.rollback_findings", 1),
@@ -742,7 +735,7 @@ def report(n: int, meta: dict, res: dict, prof: dict | None) -> None:
         calls, secs, out, hwm, cpu_s = steps[label]
         name = "  " * indent + label
         if label == "findings._by_db":
-            name += " (in run/dirty/idempotency)"
+            name += " (in run/idempotency)"
             out_s = f"{out // max(calls, 1):,} dbs/call" if out is not None else "–"
         else:
             out_s = f"{out:,}" if out is not None else "–"
@@ -767,7 +760,7 @@ def report(n: int, meta: dict, res: dict, prof: dict | None) -> None:
     print()
     print("cpu s = user + sys CPU of the process (all threads) during the step: steadier than wall time when")
     print("other work shares the machine. peak RSS MB = the process's VmHWM when the step returned. Nested rows")
-    print("are inside the row above them; _by_db is called inside run_, dirty_ and idempotency_findings.")
+    print("are inside the row above them; _by_db is called inside run_ and idempotency_findings.")
     print(f"analyze: {wall:.2f} s wall ({res['events'] / wall:,.0f} events/s), as_of {res['as_of']}; "
           f"peak RSS (VmHWM) {res['hwm_kb'] / 1024:,.0f} MB (RSS before analyze "
           f"{res['rss0_kb'] / 1024:,.0f} MB); CPU {cpu['user']:.1f} s user + {cpu['sys']:.1f} s sys "

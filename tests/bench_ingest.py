@@ -27,7 +27,6 @@ import json
 import math
 import os
 import platform
-import random
 import re
 import shutil
 import subprocess
@@ -39,275 +38,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BENCH = ROOT / ".bench"
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6  # 6: the kit's Fluent Bit records (RFC3339Nano trimmed as Go prints it, `µ` as \u00b5)
 SEED = 20240514
 
+from tests.kit.corpus import write_fluent_bit_corpus  # noqa: E402  (after the sys.path line above)
+
 # --------------------------------------------------------------------------------------------------------
-# Corpus
+# Corpus (tests/kit/corpus.py writes it)
 # --------------------------------------------------------------------------------------------------------
-
-SERVICES = [
-    # (service, namespace, env, timestamp versions?)
-    ("orders", "shop", "prod", False), ("billing", "billing", "prod", True), ("auth", "identity", "prod", False),
-    ("catalog", "shop", "staging", False), ("shipping", "logistics", "prod", True),
-    ("inventory", "logistics", "staging", False), ("payments", "billing", "prod", True),
-    ("users", "identity", "dev", False), ("notifications", "comms", "prod", False),
-    ("search", "shop", "prod", True), ("reporting", "analytics", "prod", False), ("ledger", "billing", "dev", True),
-]
-IMAGES = ["docker.io/migrate/migrate:v4.17.1", "docker.io/migrate/migrate:v4.18.3", "docker.io/migrate/migrate:v4.19.1",
-          "docker.io/migrate/migrate:v4.15.2"]
-VERBS = ["create", "add", "drop", "alter", "backfill", "rename", "index", "partition", "seed", "widen"]
-NOUNS = ["users", "orders", "order_items", "invoices", "payments", "accounts", "sessions", "audit_log", "products",
-         "prices", "shipments", "addresses", "tokens", "events", "refunds", "ledger_entries", "coupons", "carts"]
-SUFFIX = ["table", "index", "column", "fk", "constraint", "view", "trigger", "defaults", "", "", ""]
-FAILURES = [
-    # (message after "migration failed: ", sql lines, details)
-    ('syntax error at or near ")" (column 1) in line 5', [
-        "CREATE TABLE {t} (", "  id bigserial PRIMARY KEY,", "  user_id bigint NOT NULL REFERENCES users(id),",
-        "  total numeric(12,2) NOT NULL,", ");", ""], 'pq: syntax error at or near ")"'),
-    ('relation "{t}_user_idx" already exists in line 0', [
-        "CREATE INDEX {t}_user_idx ON {t} (user_id);", ""], 'pq: relation "{t}_user_idx" already exists'),
-    ('column "customer_id" does not exist in line 3', [
-        "ALTER TABLE {t}", "  ADD CONSTRAINT {t}_customer_fk", "  FOREIGN KEY (customer_id) REFERENCES customers(id);",
-        ""], 'pq: column "customer_id" does not exist'),
-    ('could not create unique index "{t}_email_key", Key (email)=(jane@example.com) is duplicated. in line 0', [
-        "ALTER TABLE {t} ADD CONSTRAINT {t}_email_key UNIQUE (email);", ""],
-     'pq: could not create unique index "{t}_email_key"'),
-    ("CREATE INDEX CONCURRENTLY cannot run inside a transaction block in line 0", [
-        "CREATE INDEX CONCURRENTLY {t}_created_idx ON {t} (created_at);", ""],
-     "pq: CREATE INDEX CONCURRENTLY cannot run inside a transaction block"),
-    ("canceling statement due to lock timeout in line 1", [
-        "SET lock_timeout = '5s';", "ALTER TABLE {t} ADD COLUMN archived_at timestamptz;",
-        "UPDATE {t} SET archived_at = now() WHERE status = 'archived';", ""],
-     "pq: canceling statement due to lock timeout"),
-]
-
-
-def _lower(rng: random.Random, n: int) -> str:
-    return "".join(rng.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(n))
-
-
-def _hex(rng: random.Random, nbits: int) -> str:
-    return f"{rng.getrandbits(nbits):0{nbits // 4}x}"
-
-
-def go_duration(ns: int) -> str:
-    """Go's time.Duration.String() for a positive duration."""
-    if ns <= 0:
-        return "0s"
-    if ns < 1_000:
-        return f"{ns}ns"
-    if ns < 1_000_000:
-        return f"{ns // 1000}.{ns % 1000:03d}".rstrip("0").rstrip(".") + "µs"
-    if ns < 1_000_000_000:
-        return f"{ns // 1_000_000}.{ns % 1_000_000:06d}".rstrip("0").rstrip(".") + "ms"
-    minutes, rest = divmod(ns, 60_000_000_000)
-    secs = f"{rest // 1_000_000_000}.{rest % 1_000_000_000:09d}".rstrip("0").rstrip(".") + "s"
-    return f"{minutes}m{secs}" if minutes else secs
-
-
-class _Clock:
-    """Cached second-resolution renderings (seconds repeat a lot: much cheaper than strftime per line)."""
-
-    def __init__(self) -> None:
-        self.iso: dict[int, str] = {}
-        self.verbose: dict[int, str] = {}
-
-    def rfc3339(self, ns: int) -> str:
-        s, frac = divmod(ns, 1_000_000_000)
-        head = self.iso.get(s)
-        if head is None:
-            head = self.iso[s] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s))
-        return f"{head}.{frac:09d}Z"
-
-    def prefix(self, ns: int) -> str:
-        s = ns // 1_000_000_000
-        p = self.verbose.get(s)
-        if p is None:
-            p = self.verbose[s] = time.strftime("%Y/%m/%d %H:%M:%S ", time.gmtime(s))
-        return p
-
-
-def _own_ns(rng: random.Random) -> int:
-    """A script's own execution time: mostly milliseconds, sometimes seconds, rarely minutes."""
-    if rng.random() < 0.01:
-        return int(rng.uniform(20, 400) * 1e9)
-    return max(200_000, int(rng.lognormvariate(16.5, 1.3)))  # median ~15 ms
-
-
-def _pod_lines(rng: random.Random, clock: _Clock, t0: int, svc: tuple, names: list[str]) -> list[tuple[int, int, str]]:
-    """One migrate run in one pod: (ns, container 0=migrate 1=istio-proxy, text) records."""
-    ts_versions = svc[3]
-    verbose = rng.random() < 0.4
-    kind = rng.choices(["up", "fail", "nochange", "dirty"], weights=[72, 10, 12, 6])[0]
-    out: list[tuple[int, int, str]] = []
-    t = t0
-
-    def emit(text: str, at: int, prefixed: bool = True, container: int = 0) -> None:
-        out.append((at, container, (clock.prefix(at) + text) if (verbose and prefixed) else text))
-
-    def version(i: int) -> int:
-        # timestamp versions (`migrate create -format 20060102150405`) about a day and a half apart
-        return int(time.strftime("%Y%m%d%H%M%S", time.gmtime(1_672_531_200 + i * 131_357))) if ts_versions else i
-
-    start_v = rng.randint(0, 300)
-    if kind == "nochange":
-        t += rng.randint(20_000_000, 90_000_000)
-        emit("no change", t)
-        if verbose:
-            emit(f"Finished after {go_duration(t - t0 - rng.randint(5_000_000, 15_000_000))}", t + 40_000)
-            emit("Closing source and database", t + 90_000)
-        return out
-    if kind == "dirty":
-        t += rng.randint(20_000_000, 90_000_000)
-        emit(f"error: Dirty database version {version(start_v)}. Fix and force version.", t)
-        return out
-
-    k = rng.randint(6, 19) if verbose else rng.randint(20, 60)
-    if kind == "fail":
-        k = max(2, k - rng.randint(1, 4))
-    t += rng.randint(20_000_000, 90_000_000)  # connect + ensureVersionTable
-    start = t
-    steps = [(version(start_v + 1 + i), names[(start_v + i) % len(names)]) for i in range(k)]
-    n_ok = k - 1 if kind == "fail" else k
-    buffered_at: list[int] = [0] * k
-    finished: list[int] = []
-    for i in range(min(k, 10)):
-        buffered_at[i] = t + i * 30_000
-        if verbose:
-            emit(f"Start buffering {steps[i][0]}/u {steps[i][1]}", buffered_at[i])
-    for i in range(n_ok + (kind == "fail")):
-        v, name = steps[i]
-        exec_at = finished[-1] + 100_000 if finished else start + 400_000
-        if verbose:
-            emit(f"Read and execute {v}/u {name}", exec_at)
-        read_done = exec_at + rng.randint(50_000, 500_000)
-        if kind == "fail" and i == n_ok:
-            fail_at = read_done + _own_ns(rng)
-            msg, sql, details = rng.choice(FAILURES)
-            table = rng.choice(NOUNS)
-            emit(f"error: migration failed: {msg.format(t=table)}: {sql[0].format(t=table)}", fail_at)
-            body = [s.format(t=table) for s in sql[1:]]
-            for j, s in enumerate(body[:-1]):
-                emit(s, fail_at + (j + 1) * 3_000, prefixed=False)
-            emit(f" (details: {details.format(t=table)})", fail_at + len(body) * 3_000, prefixed=False)
-            break
-        done = read_done + _own_ns(rng)
-        finished.append(done)
-        if verbose:
-            emit(f"Finished {v}/u {name} (read {go_duration(read_done - buffered_at[i])}, ran "
-                 f"{go_duration(done - read_done)})", done + 60_000)
-        else:
-            emit(f"{v}/u {name} ({go_duration(done - buffered_at[i])})", done + 60_000)
-        if i + 10 < k:
-            buffered_at[i + 10] = done + 10_000
-            if verbose:
-                emit(f"Start buffering {steps[i + 10][0]}/u {steps[i + 10][1]}", done + 70_000)
-    if kind == "up" and verbose:
-        end = finished[-1] + 200_000
-        emit(f"Finished after {go_duration(end - start)}", end)
-        emit("Closing source and database", end + 50_000)
-    return out
-
-
-def _noise(rng: random.Random, clock: _Clock, svc: tuple, t0: int, t1: int, count: int) -> list[tuple[int, int, str]]:
-    """Non-migrate lines: the entrypoint script before migrate, and the istio-proxy sidecar meanwhile."""
-    service, ns, _env, _ = svc
-    out = []
-    for _ in range(count):
-        if rng.random() < 0.5:
-            at = t0 - rng.randint(100_000_000, 3_000_000_000)
-            text = rng.choice([
-                f"Waiting for postgres at {service}-db.{ns}.svc.cluster.local:5432 ...",
-                "postgres is up - executing command",
-                (f"+ migrate -path /migrations -database postgres://{service}:Pw{_hex(rng, 32)}@{service}-db:5432/"
-                 f"{service}?sslmode=disable up"),
-                "Running migrations from /migrations",
-                f"nc: connect to {service}-db port 5432 (tcp) failed: Connection refused",
-            ])
-            out.append((at, 0, text))
-        else:
-            at = rng.randint(t0, max(t0 + 1, t1))
-            iso = clock.rfc3339(at)[:-4] + "Z"
-            text = rng.choice([
-                f"{iso}\tinfo\tEnvoy proxy is ready",
-                (f'[{iso[:-4]}Z] "GET /healthz/ready HTTP/1.1" 200 - via_upstream - "-" 0 0 {rng.randint(0, 4)} 0 '
-                 f'"-" "kube-probe/1.28" "{_hex(rng, 32)}" "10.0.{rng.randint(0, 255)}.{rng.randint(1, 254)}:15021" '
-                 '"127.0.0.1:15020" inbound|15021|| 127.0.0.6:0 - default'),
-                (f"{iso}\twarn\txds\tcache\tfailed to fetch root cert: connection error: desc = \"transport: "
-                 f"Error while dialing: dial tcp 10.96.{rng.randint(0, 255)}.{rng.randint(1, 254)}:15012: i/o timeout\""),
-                f"{iso}\tinfo\tads\tADS: new connection for node:{service}-migrate-{_lower(rng, 5)}.{ns}-1",
-            ])
-            out.append((at, 1, text))
-    return out
-
-
-def _kube(rng: random.Random, svc: tuple, pod: str, container: str, image: str) -> str:
-    service, ns, env, _ = svc
-    return json.dumps({
-        "pod_name": pod, "namespace_name": ns,
-        "pod_id": f"{_hex(rng, 32)}-{_hex(rng, 16)}-{_hex(rng, 16)}-{_hex(rng, 16)}-{_hex(rng, 48)}",
-        "labels": {"batch.kubernetes.io/job-name": f"{service}-migrate", "job-name": f"{service}-migrate",
-                   "app": service, "env": env},
-        "host": f"ip-10-0-{rng.randint(0, 63)}-{rng.randint(1, 254)}.ec2.internal",
-        "container_name": container, "docker_id": _hex(rng, 256),
-        "container_hash": f"{image.split(':')[0]}@sha256:{_hex(rng, 256)}", "container_image": image,
-    }, separators=(",", ":"))
-
-
-def generate(path: Path, n_lines: int) -> None:
-    """Write `n_lines` Fluent Bit records (deterministic for a given N) to `path`, atomically."""
-    rng = random.Random(SEED)
-    clock = _Clock()
-    names = {
-        svc[0]: [f"{rng.choice(VERBS)}_{rng.choice(NOUNS)}" + (f"_{s}" if (s := rng.choice(SUFFIX)) else "")
-                 for _ in range(400)]
-        for svc in SERVICES
-    }
-    dumps = json.JSONEncoder(ensure_ascii=False).encode
-    now = 1_715_644_800 * 1_000_000_000  # 2024-05-14T00:00:00Z
-    written = 0
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        buf: list[str] = []
-        size = 0
-        while written < n_lines:
-            # A handful of services roll out at about the same time: their pods' lines interleave.
-            group: list[tuple[int, str]] = []
-            room = n_lines - written
-            for _ in range(rng.randint(3, 8)):
-                svc = rng.choice(SERVICES)
-                pod = f"{svc[0]}-migrate-{_lower(rng, 5)}"
-                image = rng.choice(IMAGES)
-                kubes = (_kube(rng, svc, pod, "migrate", image),
-                         _kube(rng, svc, pod, "istio-proxy", "docker.io/istio/proxyv2:1.21.2"))
-                t0 = now + rng.randint(0, 20_000_000_000)
-                lines = _pod_lines(rng, clock, t0, svc, names[svc[0]])
-                lines += _noise(rng, clock, svc, t0, lines[-1][0], int(len(lines) * 0.053 + rng.random()))
-                if len(lines) > room:
-                    # The corpus ends on whole migrate runs (a run cut in the middle is another benchmark);
-                    # the last few records are sidecar lines of the last pod.
-                    at = lines[-1][0]
-                    lines = [(at + i * 1_000_000, 1, (f"{clock.rfc3339(at)[:-4]}Z\tinfo\tads\tADS: new connection for "
-                                                      f"node:{pod}.{svc[1]}-{i}")) for i in range(room)]
-                room -= len(lines)
-                for at, container, text in lines:
-                    group.append((at, (f'{{"date":{at / 1e9:.6f},"time":"{clock.rfc3339(at)}","stream":"stderr",'
-                                       f'"_p":"F","log":{dumps(text)},"kubernetes":{kubes[container]}}}\n')))
-                if room == 0:
-                    break
-            group.sort(key=lambda r: r[0])
-            take = group
-            written += len(take)
-            for _, rec in take:
-                buf.append(rec)
-                size += len(rec)
-            if size > (16 << 20):
-                f.write("".join(buf))
-                buf, size = [], 0
-            now += rng.randint(60, 900) * 1_000_000_000
-        f.write("".join(buf))
-    tmp.replace(path)
 
 
 def corpus(n_lines: int) -> Path:
@@ -322,7 +60,7 @@ def corpus(n_lines: int) -> Path:
             print(f"corpus: reusing {path.relative_to(ROOT)} ({n_lines:,} lines, {path.stat().st_size / 1e6:,.0f} MB)")
             return path
     t = time.perf_counter()
-    generate(path, n_lines)
+    write_fluent_bit_corpus(path, n_lines, SEED)
     meta_path.write_text(json.dumps({**want, "bytes": path.stat().st_size}))
     print(f"corpus: wrote {path.relative_to(ROOT)} ({n_lines:,} lines, {path.stat().st_size / 1e6:,.0f} MB) "
           f"in {time.perf_counter() - t:.1f} s")

@@ -5,7 +5,7 @@ Run from the repo root:
     .venv/bin/python tests/bench_small_files.py [--files 5000]
 
 It writes (once, cached in `.bench/`) N Kubernetes Fluent Bit `json_lines` files of one migrate pod each
-(about 30 records; the generator of `tests/bench_ingest.py`), and the same records in one file. Each
+(about 30 records; the pod runs of `tests/kit/corpus.py`), and the same records in one file. Each
 measurement runs in a fresh child process, which reports its wall time and its own peak RSS (VmHWM):
 
 * floor     — DuckDB `read_json` over the glob + `regexp_extract` into a table (bench_ingest's floor);
@@ -31,34 +31,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import bench_ingest as kit  # noqa: E402  (the corpus generator and the floor's SQL)
+from tests import bench_ingest as bench  # noqa: E402  (the floor's SQL, the cache folder, machine())
+from tests.kit.corpus import CORPUS_SERVICES, IMAGES, pod_kubernetes, pod_noise, pod_run  # noqa: E402
+from tests.kit.envelopes import fluent_bit_line, k8s_suffix  # noqa: E402
+from tests.kit.fleet import script_names  # noqa: E402
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: the kit's pod runs and Fluent Bit records
 
 
 def generate(folder: Path, n_files: int) -> int:
     """N pod logs under `folder/<namespace>/`, one migrate run (plus sidecar noise) each; returns records."""
-    rng = random.Random(kit.SEED + n_files)
-    clock = kit._Clock()
-    names = {svc[0]: [f"{rng.choice(kit.VERBS)}_{rng.choice(kit.NOUNS)}" for _ in range(200)] for svc in kit.SERVICES}
-    dumps = json.JSONEncoder(ensure_ascii=False).encode
+    rng = random.Random(bench.SEED + n_files)
+    names = {svc[0]: script_names(rng, 200) for svc in CORPUS_SERVICES}
     now = 1_715_644_800 * 1_000_000_000
     records = 0
     for i in range(n_files):
-        svc = rng.choice(kit.SERVICES)
-        pod = f"{svc[0]}-migrate-{kit._lower(rng, 5)}{i}"
-        image = rng.choice(kit.IMAGES)
-        kubes = (kit._kube(rng, svc, pod, "migrate", image),
-                 kit._kube(rng, svc, pod, "istio-proxy", "docker.io/istio/proxyv2:1.21.2"))
-        lines = kit._pod_lines(rng, clock, now, svc, names[svc[0]])
-        lines += kit._noise(rng, clock, svc, now, lines[-1][0], int(len(lines) * 0.053 + rng.random()))
+        svc = rng.choice(CORPUS_SERVICES)
+        pod = f"{svc[0]}-migrate-{k8s_suffix(rng)}{i}"
+        image = rng.choice(IMAGES)
+        kubes = (pod_kubernetes(rng, svc, pod, "migrate", image),
+                 pod_kubernetes(rng, svc, pod, "istio-proxy", "docker.io/istio/proxyv2:1.21.2"))
+        lines = pod_run(rng, now, svc, names[svc[0]])
+        lines += pod_noise(rng, now, lines[-1][0], svc, int(len(lines) * 0.053 + rng.random()))
         lines.sort(key=lambda r: r[0])
         out = folder / svc[1] / f"{pod}.jsonl"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("".join(
-            f'{{"date":{at / 1e9:.6f},"time":"{clock.rfc3339(at)}","stream":"stderr","_p":"F",'
-            f'"log":{dumps(text)},"kubernetes":{kubes[container]}}}\n' for at, container, text in lines),
-            encoding="utf-8")
+        out.write_text("".join(fluent_bit_line(text, at, kubes[container]) + "\n" for at, container, text in lines),
+                       encoding="utf-8")
         records += len(lines)
         now += rng.randint(5, 120) * 1_000_000_000
     return records
@@ -66,9 +65,9 @@ def generate(folder: Path, n_files: int) -> int:
 
 def corpus(n_files: int) -> tuple[Path, Path, int]:
     """(folder of N files, one file with the same records, records), generated if missing or stale."""
-    base = kit.BENCH / f"pods-{n_files}"
-    meta_path = kit.BENCH / f"pods-{n_files}.meta.json"
-    want = {"files": n_files, "generator": GENERATOR_VERSION, "kit": kit.GENERATOR_VERSION}
+    base = bench.BENCH / f"pods-{n_files}"
+    meta_path = bench.BENCH / f"pods-{n_files}.meta.json"
+    want = {"files": n_files, "generator": GENERATOR_VERSION, "bench": bench.GENERATOR_VERSION}
     one = base / "all-in-one.jsonl"
     if meta_path.exists() and one.exists():
         meta = json.loads(meta_path.read_text())
@@ -98,7 +97,7 @@ def child(what: str, target: str, db: str) -> dict:
 
         t = time.perf_counter()
         con = duckdb.connect(db)
-        con.execute(kit.FLOOR_SQL, {"path": target})
+        con.execute(bench.FLOOR_SQL, {"path": target})
         rows = con.execute("SELECT count(*) FROM floor_lines").fetchall()[0][0]
         con.close()
         return {"wall": time.perf_counter() - t, "rows": rows}
@@ -136,7 +135,7 @@ def main() -> None:
 
     folder, one, records = corpus(args.files)
     size = sum(p.stat().st_size for p in folder.rglob("*.jsonl"))
-    work = kit.BENCH / "work-small-files"
+    work = bench.BENCH / "work-small-files"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     for p in [*folder.rglob("*.jsonl"), one]:  # warm the page cache for every measurement alike
@@ -154,7 +153,7 @@ def main() -> None:
 
     print(f"=== small files: {args.files:,} Fluent Bit pod logs, {records:,} records, {size / 1e6:,.1f} MB, "
           f"{folder.relative_to(ROOT)} ===")
-    print(kit.machine())
+    print(bench.machine())
     print(f"floor (read_json over the glob + regexp_extract): {floor['wall']:7.2f} s  rows {floor['rows']:,}  "
           f"peak RSS {mb(floor)}")
     print(f"ours (migrate-lens ingest of the folder):         {ours['wall']:7.2f} s  rows {ours['rows']:,}  "

@@ -1,50 +1,91 @@
-"""Shared fixtures: a real DuckDB warehouse in tmp_path, the real captures and their index."""
+"""Shared fixtures: a real DuckDB warehouse in tmp_path, the real captures and their index, and the demo fleet
+(sample_logs/) ingested and analyzed once per pytest worker, copied for each test that needs it."""
 
 from __future__ import annotations
 
-import csv
+import json
 import os
-import re
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
-from pipeline.core.config import Config
+from pipeline.analyze import analyze
 from pipeline.api import IngestResult, ingest
+from pipeline.core.config import Config
 from pipeline.warehouse import connect
+from tests.kit.captures import CAPTURES, REAL, capture_index, cycle_sleeps
+
+__all__ = ["CAPTURES", "REAL", "ROOT", "SAMPLE_LOGS", "capture_index", "cycle_sleeps", "rows", "sample_truth"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-REAL = FIXTURES / "real-migrate-logs"
-CAPTURES = REAL / "captures"
 SAMPLE_LOGS = ROOT / "sample_logs"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def capture_index() -> list[dict[str, str]]:
-    """Rows of index.tsv for the captures that are present, with `path` and `exit_code` as int."""
-    rows = []
-    with (REAL / "index.tsv").open(encoding="utf-8") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            path = REAL / row["file"]
-            if path.exists():
-                row["path"] = str(path)
-                rows.append(row)
-    return rows
+@cache
+def sample_truth() -> dict[str, Any]:
+    """The demo fleet's ground truth, written by sample_logs/generate.py next to the logs."""
+    return json.loads((SAMPLE_LOGS / "expected.jsonc").read_text(encoding="utf-8"))
 
 
-def cycle_sleeps(scenario: str) -> dict[str, float] | None:
-    """pg_sleep seconds of an `updown-cycle-NN sleeps(up4=…,down4=…,up8=…,down8=…)` scenario."""
-    m = re.search(r"sleeps\((.*)\)", scenario)
-    if not m:
-        return None
-    return {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split(","))}
+def restore_sample_mtimes() -> None:
+    """Give sample_logs/ files the mtimes the generator wrote (git keeps none; bare text takes its time from it)."""
+    for name, source in sample_truth()["sources"].items():
+        os.utime(SAMPLE_LOGS / name, ns=(source["mtime_ns"], source["mtime_ns"]))
+
+
+def sample_as_of() -> datetime:
+    """The demo's clock (naive UTC, as the warehouse stores times): the Monday after the data."""
+    return datetime.fromisoformat(sample_truth()["as_of"].replace("Z", "+00:00")).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class SampleTemplate:
+    """The demo fleet ingested and analyzed into a closed warehouse file: copy it, never open it for writing."""
+
+    path: Path
+    ingest: IngestResult
+
+    def copy(self, dest: Path) -> Path:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.path, dest)
+        return dest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sample_mtimes() -> None:
+    restore_sample_mtimes()
+
+
+@pytest.fixture(scope="session")
+def sample_template(tmp_path_factory: pytest.TempPathFactory) -> SampleTemplate:
+    """Ingest + analyze of sample_logs/ takes ~20 s: done once per worker, as of the demo's clock."""
+    path = tmp_path_factory.mktemp("sample-template") / "sample.duckdb"
+    con = connect(path)
+    result = ingest(con, [str(SAMPLE_LOGS)], config=Config(), progress=False)
+    analyze(con, config=Config(), as_of=sample_as_of())
+    con.close()
+    return SampleTemplate(path, result)
 
 
 @pytest.fixture
-def warehouse(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+def sample_warehouse(sample_template: SampleTemplate, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A writable copy of the demo fleet's warehouse, for one test."""
+    con = connect(sample_template.copy(tmp_path / "sample.duckdb"))
+    yield con
+    con.close()
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A fresh warehouse file, schema applied."""
     con = connect(tmp_path / "warehouse.duckdb")
     yield con

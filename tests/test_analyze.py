@@ -1,7 +1,7 @@
 """Analysis: script baselines, findings and rollback readiness, rebuilt for one clock.
 
-Every test builds a small fleet in code (tests/fleet.py writes what migrate prints, as Docker json-file logs
-under Hive paths), plants incidents, ingests, analyzes at a clock and checks that each incident is found
+Every test builds a small fleet in code (tests/kit/fleet.py writes what migrate prints, as Docker json-file
+logs under Hive paths), plants incidents, ingests, analyzes at a clock and checks that each incident is found
 with the right key (kind, env, service, database, version), severity and status, and that the explanation
 names the figures. Expected figures are computed here from the planted timings, never read back.
 """
@@ -27,7 +27,7 @@ from pipeline.api import ingest
 from pipeline.warehouse import connect
 
 from .conftest import capture_index, cycle_sleeps, rows
-from .fleet import Fleet
+from .kit.fleet import Fleet
 
 T0 = datetime(2026, 10, 5, 10, 0)  # a Monday; every fleet starts here
 AS_OF = datetime(2026, 11, 16)

@@ -1,7 +1,7 @@
 """The seven envelopes: a real capture wrapped in any of them says what the bare capture says.
 
 Each `wrap_*` helper below ships a real golang-migrate capture (tests/fixtures/real-migrate-logs) the way
-that shipper does (golang-migrate-log-format.md §6): one record per physical line, envelope times a few
+that shipper does (docs/log-format.md §6): one record per physical line, envelope times a few
 milliseconds apart (tracking the `-verbose` prefix when the capture has one), stream and pod metadata.
 """
 
@@ -11,11 +11,8 @@ import gzip
 import hashlib
 import json
 import re
-import shlex
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
-from functools import cache
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -24,7 +21,12 @@ import pytest
 from pipeline.core.config import Config, IngestConfig
 from pipeline.api import ingest
 from pipeline.warehouse import connect
-from tests.conftest import CAPTURES, capture_index, rows
+from tests.conftest import rows
+from tests.kit.captures import STEP, VERBOSE_PREFIX, Capture, capture, stamps
+from tests.kit.envelopes import (cloudwatch_event, cri_line, docker_line, event_line, filter_log_events,
+                                 fluent_bit_line, gzip_bytes, kubernetes_meta, loki_line, plain_json, s3_export_line,
+                                 slog_line, subscription_payload, write_file, write_lines)
+from tests.kit.gofmt import MS, rfc3339nano, to_ns
 
 REPRESENTATIVE = [
     "0012_up",
@@ -41,138 +43,18 @@ REPRESENTATIVE = [
     "0147_cycle08_down_8",
 ]
 
-VERBOSE_PREFIX = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) ")
-STEP = timedelta(microseconds=3417)  # a few ms between records, like a shipper tailing stderr
-CET = timezone(timedelta(hours=1))  # logcli and slog print local time; Europe in November
-# Flags of the migrate CLI that take a value (the rest, like -verbose, stand alone).
-VALUE_FLAGS = {"-path", "-source", "-database", "-prefetch", "-lock-timeout"}
-
-
-# --------------------------------------------------------------------------------------------------- captures
-
-
-@dataclass(frozen=True)
-class Capture:
-    name: str
-    lines: tuple[str, ...]
-    exit_code: int
-    start: datetime
-    command: str | None
-    args: tuple[str, ...]
-
-    @property
-    def tag(self) -> str:
-        """A short per-capture suffix for pod names, container ids, stream names."""
-        return hashlib.sha256(self.name.encode()).hexdigest()[:5]
-
-    @property
-    def cid(self) -> str:
-        return hashlib.sha256(self.name.encode()).hexdigest()
-
-    @property
-    def bare(self) -> Path:
-        return CAPTURES / f"{self.name}.txt"
-
-
-@cache
-def _index() -> dict[str, dict[str, str]]:
-    return {Path(row["file"]).stem: row for row in capture_index()}
-
-
-@cache
-def capture(name: str) -> Capture:
-    row = _index()[name]
-    text = Path(row["path"]).read_text(encoding="utf-8")
-    argv = shlex.split(row["command"].rsplit("| ", 1)[-1])[1:]  # drop `printf 'y\n' |` and `migrate`
-    i = 0
-    while i < len(argv) and argv[i].startswith("-") and argv[i] not in ("-help", "-version"):
-        i += 2 if argv[i] in VALUE_FLAGS else 1
-    return Capture(
-        name=name,
-        lines=tuple(text.removesuffix("\n").split("\n")) if text else (),
-        exit_code=int(row["exit_code"]),
-        start=datetime.fromisoformat(row["start_utc"]),
-        command=argv[i] if i < len(argv) else None,
-        args=tuple(argv),
-    )
-
-
-def stamps(cap: Capture) -> list[datetime]:
-    """Arrival times: from the capture's start, STEP apart, never before a line's own verbose second."""
-    t, out = cap.start, []
-    for line in cap.lines:
-        m = VERBOSE_PREFIX.match(line)
-        if m:
-            t = max(t, datetime.strptime(m[1], "%Y/%m/%d %H:%M:%S").replace(tzinfo=UTC))
-        out.append(t)
-        t += STEP
-    return out
-
-
-def rfc3339(t: datetime, tz: timezone = UTC, nanos: int = 417) -> str:
-    """RFC 3339 with nanoseconds, `Z` for UTC, like Docker, containerd, logcli and slog print it."""
-    local = t.astimezone(tz)
-    suffix = "Z" if tz is UTC else local.strftime("%z")[:3] + ":" + local.strftime("%z")[3:]
-    return f"{local:%Y-%m-%dT%H:%M:%S.%f}{nanos:03d}{suffix}"
-
-
-def epoch_ms(t: datetime) -> int:
-    return int(t.timestamp() * 1000)
-
-
-def jsonl(path: Path, records: list[dict], *, go_escapes: bool = False) -> Path:
-    """One compact JSON object per line; `go_escapes` writes `<`, `>`, `&` as Go's encoder (Docker) does."""
-    text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
-    if go_escapes:
-        text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+CET = 60  # logcli and slog print local time: Europe in November, +01:00
 
 
 # --------------------------------------------------------------------------------------------------- wrappers
 
 
-def docker_record(line: str, t: datetime, stream: str = "stderr") -> dict:
-    return {"log": line + "\n", "stream": stream, "time": rfc3339(t)}
-
-
-def wrap_docker(cap: Capture, dest: Path) -> Path:
-    """/var/lib/docker/containers/<id>/<id>-json.log: `log` keeps its newline (`<empty>` is `\\u003cempty\\u003e`)."""
-    records = [docker_record(line, t) for line, t in zip(cap.lines, stamps(cap))]
-    return jsonl(dest / "containers" / cap.cid / f"{cap.cid}-json.log", records, go_escapes=True)
-
-
-def fluent_bit_record(line: str, t: datetime, pod: str, labels: dict | None = None, **extra: object) -> dict:
-    return {
-        "date": round(t.timestamp(), 6),
-        "time": rfc3339(t),
-        "stream": "stderr",
-        "_p": "F",
-        "log": line,
-        "kubernetes": {
-            "pod_name": pod,
-            "namespace_name": "shop",
-            "pod_id": "3f1c9a52-6a0e-4b8e-9d55-" + hashlib.md5(pod.encode()).hexdigest()[:12],
-            "labels": labels if labels is not None else {"batch.kubernetes.io/job-name": "schema-migrate"},
-            "host": "ip-10-0-3-17.ec2.internal",
-            "container_name": "migrate",
-            "docker_id": hashlib.sha256(pod.encode()).hexdigest(),
-            "container_image": "docker.io/migrate/migrate:v4.17.1",
-        },
-        **extra,
-    }
-
-
-def wrap_kubernetes(cap: Capture, dest: Path) -> Path:
-    """Fluent Bit `tail` + cri parser + kubernetes filter, `json_lines` output: `log` without newline."""
-    pod = f"schema-migrate-{cap.tag}"
-    return jsonl(dest / f"fluent-bit-{cap.name}.jsonl",
-                 [fluent_bit_record(line, t, pod) for line, t in zip(cap.lines, stamps(cap))])
-
-
-def loki_record(line: str, t: datetime, labels: dict) -> dict:
-    return {"labels": dict(sorted(labels.items())), "line": line, "timestamp": rfc3339(t, CET)}
+def kube(pod: str, labels: dict | None = None) -> dict:
+    """The kubernetes filter's metadata of a `schema-migrate` Job pod in namespace `shop`."""
+    return kubernetes_meta(pod, "shop", pod_id="3f1c9a52-6a0e-4b8e-9d55-" + hashlib.md5(pod.encode()).hexdigest()[:12],
+                           labels=labels if labels is not None else {"batch.kubernetes.io/job-name": "schema-migrate"},
+                           host="ip-10-0-3-17.ec2.internal", docker_id=hashlib.sha256(pod.encode()).hexdigest(),
+                           image="docker.io/migrate/migrate:v4.17.1")
 
 
 def loki_labels(pod: str) -> dict:
@@ -180,18 +62,24 @@ def loki_labels(pod: str) -> dict:
             "stream": "stderr"}
 
 
+def wrap_docker(cap: Capture, dest: Path) -> Path:
+    """/var/lib/docker/containers/<id>/<id>-json.log: `log` keeps its newline (`<empty>` is `\\u003cempty\\u003e`)."""
+    return write_lines(dest / "containers" / cap.cid / f"{cap.cid}-json.log",
+                       [docker_line(line, t) for line, t in zip(cap.lines, stamps(cap))])
+
+
+def wrap_kubernetes(cap: Capture, dest: Path) -> Path:
+    """Fluent Bit `tail` + cri parser + kubernetes filter, `json_lines` output: `log` without newline."""
+    meta = kube(f"schema-migrate-{cap.tag}")
+    return write_lines(dest / f"fluent-bit-{cap.name}.jsonl",
+                       [fluent_bit_line(line, t, meta) for line, t in zip(cap.lines, stamps(cap))])
+
+
 def wrap_loki(cap: Capture, dest: Path) -> Path:
     """`logcli query --forward --output=jsonl`: keys sorted, timestamp in the local zone."""
     labels = loki_labels(f"schema-migrate-{cap.tag}")
-    return jsonl(dest / f"loki-{cap.name}.jsonl", [loki_record(line, t, labels) for line, t in zip(cap.lines, stamps(cap))])
-
-
-def _cw_events(cap: Capture) -> list[dict]:
-    return [
-        {"timestamp": epoch_ms(t), "message": line, "ingestionTime": epoch_ms(t) + 412,
-         "eventId": f"{epoch_ms(t)}{i:06d}{int(cap.tag, 16):08d}"}
-        for i, (line, t) in enumerate(zip(cap.lines, stamps(cap)))
-    ]
+    return write_lines(dest / f"loki-{cap.name}.jsonl",
+                       [loki_line(line, t, labels, offset_min=CET) for line, t in zip(cap.lines, stamps(cap))])
 
 
 def _cw_stream(cap: Capture, form: str) -> str:
@@ -199,71 +87,61 @@ def _cw_stream(cap: Capture, form: str) -> str:
     return f"migrate/migrate/{hashlib.sha256((cap.name + form).encode()).hexdigest()[:32]}"
 
 
+def _cw_events(cap: Capture, stream: str) -> list[dict]:
+    events = []
+    for i, (line, t) in enumerate(zip(cap.lines, stamps(cap))):
+        ms = to_ns(t) // MS
+        events.append(cloudwatch_event(stream, t, line, ingestion_ms=ms + 412,
+                                       event_id=f"{ms}{i:06d}{int(cap.tag, 16):08d}"))
+    return events
+
+
 def wrap_loki_raw_cri(cap: Capture, dest: Path) -> Path:
     """Promtail without a `cri` stage: `line` is the node file's CRI line, P/F tag included."""
     labels = loki_labels(f"schema-migrate-{hashlib.sha256((cap.name + 'raw').encode()).hexdigest()[:5]}")
-    lines = wrap_text_cri(cap, dest / "node").read_text(encoding="utf-8").splitlines()
-    return jsonl(dest / f"loki-raw-{cap.name}.jsonl",
-                 [loki_record(line, datetime.fromisoformat(line.split(" ", 1)[0][:26] + "+00:00"), labels)
-                  for line in lines])
+    return write_lines(dest / f"loki-raw-{cap.name}.jsonl",
+                       [loki_line(line, t, labels, offset_min=CET) for t, line in _cri_lines(cap)])
 
 
 def wrap_cloudwatch_filter(cap: Capture, dest: Path) -> Path:
     """`aws logs filter-log-events` output: one pretty-printed document with an `events` list."""
-    doc = {
-        "events": [{"logStreamName": _cw_stream(cap, "filter"), **ev} for ev in _cw_events(cap)],
-        "searchedLogStreams": [{"logStreamName": _cw_stream(cap, "filter"), "searchedCompletely": True}],
-    }
-    path = dest / f"filter-log-events-{cap.name}.json"
-    dest.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=4) + "\n", encoding="utf-8")
-    return path
+    stream = _cw_stream(cap, "filter")
+    text = filter_log_events(_cw_events(cap, stream), [{"logStreamName": stream, "searchedCompletely": True}])
+    return write_file(dest / f"filter-log-events-{cap.name}.json", text)
 
 
 def wrap_cloudwatch_lines(cap: Capture, dest: Path) -> Path:
     """One CloudWatch event per line (`jq -c '.events[]'`)."""
-    return jsonl(dest / f"cw-events-{cap.name}.jsonl",
-                 [{"logStreamName": _cw_stream(cap, "lines"), **ev} for ev in _cw_events(cap)])
+    return write_lines(dest / f"cw-events-{cap.name}.jsonl",
+                       [plain_json(ev) for ev in _cw_events(cap, _cw_stream(cap, "lines"))])
 
 
-def _subscription_payload(cap: Capture, events: list[dict], form: str) -> dict:
-    return {
-        "messageType": "DATA_MESSAGE",
-        "owner": "123456789012",
-        "logGroup": "/ecs/schema-migrate",
-        "logStream": _cw_stream(cap, form),
-        "subscriptionFilters": ["to-firehose"],
-        "logEvents": [{"id": ev["eventId"], "timestamp": ev["timestamp"], "message": ev["message"]} for ev in events],
-    }
+def _subscription(cap: Capture, events: list[dict], form: str) -> bytes:
+    payload = subscription_payload("/ecs/schema-migrate", _cw_stream(cap, form), events, filters=("to-firehose",))
+    return gzip_bytes(plain_json(payload).encode())
 
 
 def wrap_cloudwatch_subscription(cap: Capture, dest: Path) -> Path:
     """A subscription-filter payload as Lambda receives it: one gzip'd JSON document."""
-    path = dest / f"subscription-{cap.name}.json.gz"
-    dest.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(json.dumps(_subscription_payload(cap, _cw_events(cap), "lambda")).encode()))
-    return path
+    return write_file(dest / f"subscription-{cap.name}.json.gz",
+                      _subscription(cap, _cw_events(cap, _cw_stream(cap, "lambda")), "lambda"))
 
 
 def wrap_cloudwatch_firehose(cap: Capture, dest: Path) -> Path:
     """Firehose to S3: payloads of up to 3 events each, gzip'd one by one and concatenated (`}{` inside)."""
-    events = _cw_events(cap)
-    members = [gzip.compress(json.dumps(_subscription_payload(cap, events[i : i + 3], "firehose")).encode())
-               for i in range(0, max(len(events), 1), 3)]
-    path = dest / f"firehose-{cap.name}.json.gz"
-    dest.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"".join(members))
-    return path
+    events = _cw_events(cap, _cw_stream(cap, "firehose"))
+    members = [_subscription(cap, events[i : i + 3], "firehose") for i in range(0, max(len(events), 1), 3)]
+    return write_file(dest / f"firehose-{cap.name}.json.gz", b"".join(members))
 
 
 def wrap_cloudwatch_container_insights(cap: Capture, dest: Path) -> Path:
     """EKS Container Insights: Fluent Bit ships the whole record, so `message` is JSON to decode again."""
     pod = f"schema-migrate-{cap.tag}"
     stream = f"ip-10-0-3-17.ec2.internal-application.var.log.containers.{pod}_shop_migrate-{cap.cid}.log"
-    return jsonl(dest / f"container-insights-{cap.name}.jsonl", [
-        {"logStreamName": stream, "timestamp": ev["timestamp"], "ingestionTime": ev["ingestionTime"],
-         "eventId": ev["eventId"], "message": json.dumps(fluent_bit_record(ev["message"], t, pod))}
-        for ev, t in zip(_cw_events(cap), stamps(cap))
+    meta = kube(pod)
+    return write_lines(dest / f"container-insights-{cap.name}.jsonl", [
+        plain_json({**ev, "message": fluent_bit_line(ev["message"], t, meta)})
+        for ev, t in zip(_cw_events(cap, stream), stamps(cap))
     ])
 
 
@@ -273,65 +151,63 @@ def wrap_slog(cap: Capture, dest: Path) -> Path:
     The fatal error (its first `error:` line up to the end, SQL body included) is what `m.Up()` returns;
     a non-fatal logErr glued in front of it (`error: Xerror: X`) went through Printf first.
     """
-    records: list[dict] = []
+    records: list[str] = []
     times = stamps(cap)
     for i, (line, t) in enumerate(zip(cap.lines, times)):
         msg = VERBOSE_PREFIX.sub("", line)
         if msg.startswith("error: "):
             glued = re.fullmatch(r"error: (.*)error: \1", msg)
             if glued:
-                records.append({"time": rfc3339(t, CET), "level": "INFO", "msg": f"error: {glued[1]}"})
+                records.append(slog_line(t, "INFO", f"error: {glued[1]}", offset_min=CET))
             err = "\n".join([glued[1] if glued else msg[len("error: "):], *cap.lines[i + 1 :]])
-            records.append({"time": rfc3339(times[-1], CET), "level": "ERROR", "msg": "migrate failed",
-                            "error": err, "component": "migrate"})
+            records.append(slog_line(times[-1], "ERROR", "migrate failed", offset_min=CET, error=err,
+                                     component="migrate"))
             break
-        records.append({"time": rfc3339(t, CET), "level": "INFO", "msg": msg, "component": "migrate"})
-    return jsonl(dest / f"app-{cap.name}.jsonl", records)
+        records.append(slog_line(t, "INFO", msg, offset_min=CET, component="migrate"))
+    return write_lines(dest / f"app-{cap.name}.jsonl", records)
 
 
-def wrap_text_cri(cap: Capture, dest: Path) -> Path:
-    """containerd's node file /var/log/pods/…/migrate/0.log; the longest line is cut into a P and an F piece."""
+def _cri_lines(cap: Capture) -> list[tuple[datetime, str]]:
+    """containerd's node file lines; the longest line is cut into a P and an F piece."""
     longest = max(range(len(cap.lines)), key=lambda i: len(cap.lines[i]))
     out = []
     for i, (line, t) in enumerate(zip(cap.lines, stamps(cap))):
         if i == longest and len(line) >= 2:
             cut = len(line) // 2
-            out.append(f"{rfc3339(t)} stderr P {line[:cut]}\n")
-            out.append(f"{rfc3339(t + timedelta(microseconds=40))} stderr F {line[cut:]}\n")
+            piece_end = t + timedelta(microseconds=40)
+            out += [(t, cri_line(line[:cut], t, partial=True)), (piece_end, cri_line(line[cut:], piece_end))]
         else:
-            out.append(f"{rfc3339(t)} stderr F {line}\n")
-    path = dest / "pods" / f"shop_schema-migrate-{cap.tag}_{cap.cid[:8]}" / "migrate" / "0.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(out), encoding="utf-8")
-    return path
+            out.append((t, cri_line(line, t)))
+    return out
+
+
+def wrap_text_cri(cap: Capture, dest: Path) -> Path:
+    """containerd's node file /var/log/pods/…/migrate/0.log, a long line cut into a P and an F piece."""
+    return write_lines(dest / "pods" / f"shop_schema-migrate-{cap.tag}_{cap.cid[:8]}" / "migrate" / "0.log",
+                       [line for _, line in _cri_lines(cap)])
 
 
 def wrap_text_s3_export(cap: Capture, dest: Path) -> Path:
     """CloudWatch `create-export-task` objects: gzip text, `2026-11-21T23:50:37.101Z message` per event."""
-    text = "".join(f"{t:%Y-%m-%dT%H:%M:%S}.{t.microsecond // 1000:03d}Z {line}\n"
-                   for line, t in zip(cap.lines, stamps(cap)))
-    path = dest / "exportedlogs" / _cw_stream(cap, "s3") / f"{cap.name}-000000.gz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(text.encode()))
-    return path
+    text = "".join(s3_export_line(t, line) + "\n" for line, t in zip(cap.lines, stamps(cap)))
+    return write_file(dest / "exportedlogs" / _cw_stream(cap, "s3") / f"{cap.name}-000000.gz", gzip_bytes(text.encode()))
 
 
-def events_records(cap: Capture, *, run_id: str, exit_code: int | None = None, **meta: str) -> list[dict]:
+def events_records(cap: Capture, *, run_id: str, exit_code: int | None = None, **meta: str) -> list[str]:
     """A wrapper's migrate-lens/v1 stream: run_start, one `line` per physical line, run_end."""
     times = stamps(cap)
     start = (times[0] if times else cap.start) - timedelta(milliseconds=40)
     end = (times[-1] if times else cap.start) + timedelta(milliseconds=9)
-    base = {"schema": "migrate-lens/v1", "run_id": run_id, **meta}
     return [
-        {**base, "ts": rfc3339(start), "event": "run_start", "command": cap.command, "args": list(cap.args)},
-        *({**base, "ts": rfc3339(t), "event": "line", "line": line} for line, t in zip(cap.lines, times)),
-        {**base, "ts": rfc3339(end), "event": "run_end", "exit_code": cap.exit_code if exit_code is None else exit_code},
+        event_line(start, run_id, "run_start", meta, command=cap.command, args=list(cap.args)),
+        *(event_line(t, run_id, "line", meta, line=line) for line, t in zip(cap.lines, times)),
+        event_line(end, run_id, "run_end", meta, exit_code=cap.exit_code if exit_code is None else exit_code),
     ]
 
 
 def wrap_events(cap: Capture, dest: Path) -> Path:
-    return jsonl(dest / f"events-{cap.name}.jsonl", events_records(cap, run_id=f"run-{cap.name}", env="prod",
-                                                                   service="billing", database="tenant_017"))
+    return write_lines(dest / f"events-{cap.name}.jsonl",
+                       events_records(cap, run_id=f"run-{cap.name}", env="prod", service="billing", database="tenant_017"))
 
 
 # Shippers beyond the brief's eleven forms, checked on fewer captures (one of each shape) to keep the file fast.
@@ -489,9 +365,9 @@ def test_bare_text_is_timed_by_the_verbose_prefix_else_by_the_file_mtime(name, o
 @pytest.mark.parametrize("how", ["argument", "config"])
 def test_forced_format_overrides_detection(how, load, warehouse, tmp_path):
     cap = capture("0012_up")
-    path = jsonl(tmp_path / "fluentd-containerd.jsonl",
-                 [{"time": rfc3339(t), "stream": "stderr", "logtag": "F", "log": line}
-                  for line, t in zip(cap.lines, stamps(cap))])
+    path = write_lines(tmp_path / "fluentd-containerd.jsonl",
+                       [json.dumps({"time": rfc3339nano(t), "stream": "stderr", "logtag": "F", "log": line})
+                        for line, t in zip(cap.lines, stamps(cap))])
     if how == "argument":
         load(path, envelope="kubernetes")
     else:
@@ -525,23 +401,25 @@ def meta_file(envelope: str, dest: Path, record: dict, labels: dict, pod: str = 
     pairs = list(zip(cap.lines, stamps(cap)))
     dest.mkdir(parents=True, exist_ok=True)
     if envelope == "docker":  # `--log-opt labels=…` puts the container's labels under `attrs`
-        recs = [{**docker_record(line, t), **({"attrs": labels} if labels else {}), **record} for line, t in pairs]
-        return jsonl(dest / f"{cap.cid}-json.log", recs)
+        recs = [docker_line(line, t, **({"attrs": labels} if labels else {}), **record) for line, t in pairs]
+        return write_lines(dest / f"{cap.cid}-json.log", recs)
     if envelope == "kubernetes":
-        return jsonl(dest / "fluent-bit.jsonl",
-                     [fluent_bit_record(line, t, f"schema-migrate-{pod}", labels or None, **record) for line, t in pairs])
+        meta = kube(f"schema-migrate-{pod}", labels or None)
+        return write_lines(dest / "fluent-bit.jsonl", [fluent_bit_line(line, t, meta, **record) for line, t in pairs])
     if envelope == "loki":
         assert not record, "a logcli line has no fields of its own"
-        return jsonl(dest / "loki.jsonl", [loki_record(line, t, {**loki_labels(f"schema-migrate-{pod}"), **labels})
+        return write_lines(dest / "loki.jsonl", [loki_line(line, t, {**loki_labels(f"schema-migrate-{pod}"), **labels},
+                                                           offset_min=CET)
                                            for line, t in pairs])
     assert not labels, f"{envelope} has no labels"
     if envelope == "cloudwatch":
-        return jsonl(dest / "cw.jsonl", [{"logStreamName": f"migrate/migrate/{pod}", **ev, **record} for ev in _cw_events(cap)])
+        return write_lines(dest / "cw.jsonl",
+                           [plain_json({**ev, **record}) for ev in _cw_events(cap, f"migrate/migrate/{pod}")])
     if envelope == "slog":
-        return jsonl(dest / "app.jsonl", [{"time": rfc3339(t, CET), "level": "INFO", "msg": line, **record}
+        return write_lines(dest / "app.jsonl", [slog_line(t, "INFO", line, offset_min=CET, **record)
                                           for line, t in pairs])
     if envelope == "events":
-        return jsonl(dest / "events.jsonl", events_records(cap, run_id=f"run-{pod}", **record))
+        return write_lines(dest / "events.jsonl", events_records(cap, run_id=f"run-{pod}", **record))
     assert envelope == "text" and not record
     return wrap_text_cri(cap, dest)
 
@@ -623,10 +501,10 @@ def _rebased(cap: Capture, start: datetime) -> list[datetime]:
 def test_two_pods_in_one_fluent_bit_file_are_two_runs(load, warehouse, tmp_path):
     up, down = capture("0012_up"), capture("0019_down_prompt_yes")
     t0 = up.start
-    recs = [(t, fluent_bit_record(line, t, "schema-migrate-aaaaa")) for line, t in zip(up.lines, _rebased(up, t0))]
-    recs += [(t, fluent_bit_record(line, t, "schema-migrate-bbbbb"))
+    recs = [(t, fluent_bit_line(line, t, kube("schema-migrate-aaaaa"))) for line, t in zip(up.lines, _rebased(up, t0))]
+    recs += [(t, fluent_bit_line(line, t, kube("schema-migrate-bbbbb")))
              for line, t in zip(down.lines, _rebased(down, t0 + timedelta(microseconds=1500)))]
-    load(jsonl(tmp_path / "fluent-bit.jsonl", [r for _, r in sorted(recs, key=lambda x: x[0])]))
+    load(write_lines(tmp_path / "fluent-bit.jsonl", [r for _, r in sorted(recs, key=lambda x: x[0])]))
     assert sorted(rows(warehouse, "SELECT stream_key, command, applied, outcome FROM runs")) == [
         ("k8s:shop/schema-migrate-aaaaa/migrate", "up", 6, "success"),
         ("k8s:shop/schema-migrate-bbbbb/migrate", "down", 8, "success"),
@@ -635,9 +513,9 @@ def test_two_pods_in_one_fluent_bit_file_are_two_runs(load, warehouse, tmp_path)
 
 def test_one_docker_file_is_one_run_whatever_the_stream_field_says(load, warehouse, tmp_path):
     cap = capture("0012_up")
-    recs = [docker_record(line, t, "stdout" if i % 2 else "stderr")
+    recs = [docker_line(line, t, stream="stdout" if i % 2 else "stderr")
             for i, (line, t) in enumerate(zip(cap.lines, stamps(cap)))]
-    load(jsonl(tmp_path / f"{cap.cid}-json.log", recs))
+    load(write_lines(tmp_path / f"{cap.cid}-json.log", recs))
     assert rows(warehouse, "SELECT count(*), sum(applied) FROM runs") == [(1, 6)]
 
 
@@ -647,9 +525,10 @@ def test_one_docker_file_is_one_run_whatever_the_stream_field_says(load, warehou
 ], ids=["pod-labels", "label-set"])
 def test_two_loki_label_sets_are_two_runs(labels_a, labels_b, load, warehouse, tmp_path):
     up = capture("0012_up")
-    recs = [loki_record(line, t, labels_a) for line, t in zip(up.lines, stamps(up))]
-    recs += [loki_record(line, t + timedelta(microseconds=700), labels_b) for line, t in zip(up.lines, stamps(up))]
-    load(jsonl(tmp_path / "loki.jsonl", sorted(recs, key=lambda r: r["timestamp"])))
+    recs = [(t, loki_line(line, t, labels_a, offset_min=CET)) for line, t in zip(up.lines, stamps(up))]
+    recs += [(t + timedelta(microseconds=700), loki_line(line, t + timedelta(microseconds=700), labels_b, offset_min=CET))
+             for line, t in zip(up.lines, stamps(up))]
+    load(write_lines(tmp_path / "loki.jsonl", [r for _, r in sorted(recs, key=lambda x: x[0])]))
     assert rows(warehouse, "SELECT count(*), count(DISTINCT stream_key), sum(applied) FROM runs") == [(2, 2, 12)]
     assert rows(warehouse, "SELECT DISTINCT outcome FROM runs") == [("success",)]
 
@@ -666,7 +545,7 @@ def test_two_loki_label_sets_are_two_runs(labels_a, labels_b, load, warehouse, t
 ])
 def test_events_run_end_exit_code_decides_what_the_text_cannot(name, outcome, command, load, warehouse, tmp_path):
     cap = capture(name)
-    load(jsonl(tmp_path / "events.jsonl", events_records(cap, run_id="run-1", env="prod", service="billing")))
+    load(write_lines(tmp_path / "events.jsonl", events_records(cap, run_id="run-1", env="prod", service="billing")))
     assert rows(warehouse, "SELECT run_id, outcome, command, exit_code, env, service FROM runs") == [
         ("run-1", outcome, command, cap.exit_code, "prod", "billing")
     ]
@@ -685,7 +564,7 @@ def test_events_run_cut_short_is_interrupted(name, keep, exit_code, expected, lo
     cap = capture(name)
     cut = Capture(cap.name, cap.lines[:keep], exit_code if exit_code is not None else 0, cap.start, cap.command, cap.args)
     records = events_records(cut, run_id="run-k")
-    load(jsonl(tmp_path / "events.jsonl", records if exit_code is not None else records[:-1]))
+    load(write_lines(tmp_path / "events.jsonl", records if exit_code is not None else records[:-1]))
     assert rows(warehouse, "SELECT outcome, applied, left_dirty, dirty_version FROM runs") == [("interrupted", *expected)]
 
 
@@ -693,7 +572,7 @@ def test_events_run_start_args_are_redacted(load, warehouse, tmp_path):
     cap = capture("0012_up")
     leaky = Capture(cap.name, cap.lines, 0, cap.start, "up",
                     ("-path", "/srv/mig/app", "-database", "postgres://appuser:hunter2@db:5432/app", "up"))
-    load(jsonl(tmp_path / "events.jsonl", events_records(leaky, run_id="run-r")))
+    load(write_lines(tmp_path / "events.jsonl", events_records(leaky, run_id="run-r")))
     (attrs,) = rows(warehouse, "SELECT attrs FROM log_lines WHERE record = 'run_start'")[0]
     assert "postgres://appuser:***@db:5432/app" in attrs and "hunter2" not in attrs
 
@@ -714,18 +593,16 @@ def _pieces_file(shipper: str, dest: Path) -> Path:
     t0 = capture("0033_up_syntax_error").start
     parts = _pieces(t0)
     if shipper == "docker":
-        return jsonl(dest / "c0ffee-json.log", [{"log": text + ("" if partial else "\n"), "stream": "stderr",
-                                                 "time": rfc3339(t)} for text, partial, t in parts])
+        return write_lines(dest / "c0ffee-json.log", [docker_line(text, t, partial=partial) for text, partial, t in parts])
     if shipper == "kubernetes":
-        return jsonl(dest / "fluent-bit.jsonl", [{**fluent_bit_record(text, t, "schema-migrate-p"),
-                                                  "_p": "P" if partial else "F"} for text, partial, t in parts])
-    cri = [f"{rfc3339(t)} stderr {'P' if partial else 'F'} {text}" for text, partial, t in parts]
+        meta = kube("schema-migrate-p")
+        return write_lines(dest / "fluent-bit.jsonl",
+                           [fluent_bit_line(text, t, meta, partial=partial) for text, partial, t in parts])
+    cri = [cri_line(text, t, partial=partial) for text, partial, t in parts]
     if shipper == "loki-raw-cri":  # no cri stage in Promtail: `line` is the node file's line
-        return jsonl(dest / "loki.jsonl", [loki_record(line, t, loki_labels("schema-migrate-p"))
-                                           for line, (_, _, t) in zip(cri, parts)])
-    path = dest / "0.log"
-    path.write_text("".join(line + "\n" for line in cri), encoding="utf-8")
-    return path
+        return write_lines(dest / "loki.jsonl", [loki_line(line, t, loki_labels("schema-migrate-p"), offset_min=CET)
+                                                 for line, (_, _, t) in zip(cri, parts)])
+    return write_lines(dest / "0.log", cri)
 
 
 @pytest.mark.parametrize("shipper", ["docker", "kubernetes", "text-cri", "loki-raw-cri"])
@@ -740,9 +617,9 @@ def test_a_line_over_16_kib_cut_into_pieces_is_joined_into_one_event(shipper, lo
 
 def test_overlapping_loki_exports_store_each_line_once(load, warehouse, tmp_path):
     cap = capture("0033_up_syntax_error")  # 7 lines
-    recs = [loki_record(line, t, loki_labels("schema-migrate-x")) for line, t in zip(cap.lines, stamps(cap))]
-    first = jsonl(tmp_path / "export-1.jsonl", recs[:5])
-    second = jsonl(tmp_path / "export-2.jsonl", recs[2:])  # the same window, re-exported: 3 records shared
+    recs = [loki_line(line, t, loki_labels("schema-migrate-x"), offset_min=CET) for line, t in zip(cap.lines, stamps(cap))]
+    first = write_lines(tmp_path / "export-1.jsonl", recs[:5])
+    second = write_lines(tmp_path / "export-2.jsonl", recs[2:])  # the same window, re-exported: 3 records shared
     result = load(first, second)
     assert (result.lines, result.stored, result.duplicates) == (10, 7, 3)
     assert rows(warehouse, "SELECT source_uri, lines, duplicates FROM ingested_sources ORDER BY 1") == [
@@ -756,10 +633,10 @@ def test_identical_lines_at_one_timestamp_in_one_file_are_both_kept_and_overlaps
     lines = [('error: migration failed: duplicate key value violates unique constraint "t_pkey" in line 2: '
               "INSERT INTO t VALUES (1);"), "INSERT INTO t VALUES (1);", "INSERT INTO t VALUES (1);",
              ' (details: pq: duplicate key value violates unique constraint "t_pkey")']
-    recs = [loki_record(line, when, loki_labels("schema-migrate-x"))
+    recs = [loki_line(line, when, loki_labels("schema-migrate-x"), offset_min=CET)
             for line, when in zip(lines, [t, t + STEP, t + STEP, t + 2 * STEP])]
-    whole = jsonl(tmp_path / "export-1.jsonl", recs)
-    overlap = jsonl(tmp_path / "export-2.jsonl", recs[1:3])  # the repeated pair again, from a second export
+    whole = write_lines(tmp_path / "export-1.jsonl", recs)
+    overlap = write_lines(tmp_path / "export-2.jsonl", recs[1:3])  # the repeated pair again, from a second export
     load(whole, overlap)
     assert rows(warehouse, "SELECT source_uri, lines, duplicates FROM ingested_sources ORDER BY 1") == [
         (str(whole), 4, 0), (str(overlap), 2, 2)]
@@ -789,11 +666,11 @@ def test_reingesting_unchanged_files_adds_nothing(load, warehouse, tmp_path):
     assert before["runs"] == len(files)
 
 
-def _changing_docker_file(tmp_path: Path) -> tuple[Path, list[dict]]:
+def _changing_docker_file(tmp_path: Path) -> tuple[Path, list[str]]:
     cap = capture("0012_up")
-    recs = [docker_record(line, t) for line, t in zip(cap.lines, stamps(cap))]
+    recs = [docker_line(line, t) for line, t in zip(cap.lines, stamps(cap))]
     path = tmp_path / f"{cap.cid}-json.log"
-    path.write_text("".join(json.dumps(r) + "\n" for r in recs[:3]) + '{"log":"3/u add_users\n', encoding="utf-8")
+    path.write_text("".join(r + "\n" for r in recs[:3]) + '{"log":"3/u add_users\n', encoding="utf-8")
     return path, recs[3:]
 
 
@@ -802,7 +679,7 @@ def test_a_grown_file_is_reread_adding_only_its_new_lines(load, warehouse, tmp_p
     load(path)
     old_ids = rows(warehouse, "SELECT line_id FROM log_lines ORDER BY line_no")
     with path.open("a", encoding="utf-8") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in rest))
+        f.write("".join(r + "\n" for r in rest))
     result = load(path)
     assert (result.sources, result.skipped) == (1, 0)
     assert rows(warehouse, "SELECT lines, rejected, duplicates FROM ingested_sources") == [(7, 1, 0)]
@@ -817,7 +694,7 @@ def test_a_grown_file_reports_only_its_appended_lines_as_new(load, warehouse, tm
     load(path)
     first_load = rows(warehouse, "SELECT DISTINCT load_id FROM log_lines")
     with path.open("a", encoding="utf-8") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in rest))
+        f.write("".join(r + "\n" for r in rest))
     result = load(path)
     assert result.stored == 3
     assert rows(warehouse, "SELECT DISTINCT load_id FROM log_lines WHERE line_no <= 3") == first_load
@@ -842,7 +719,7 @@ def test_records_out_of_time_order_are_put_back_in_order(shipping, name, bare, l
     else:
         path = wrap_text_s3_export(cap, tmp_path)
         lines = gzip.decompress(path.read_bytes()).splitlines(keepends=True)
-        path.write_bytes(gzip.compress(b"".join(lines[1::2] + lines[::2])))
+        path.write_bytes(gzip_bytes(b"".join(lines[1::2] + lines[::2])))
     load(path)
     assert [e[:4] for e in _events(warehouse, path)] == [e[:4] for e in _events(bare, cap.bare)]
     assert _runs(warehouse, path) == _runs(bare, cap.bare)
@@ -851,7 +728,7 @@ def test_records_out_of_time_order_are_put_back_in_order(shipping, name, bare, l
 def test_slog_msg_keeps_no_newline_from_migrate_printf(load, warehouse, tmp_path):
     """A migrate.Logger adapter `Printf(f, v...) { slog.Info(fmt.Sprintf(f, v...)) }` logs migrate's own `\\n`."""
     cap = capture("0012_up")
-    load(jsonl(tmp_path / "app.jsonl", [{"time": rfc3339(t, CET), "level": "INFO", "msg": line + "\n"}
+    load(write_lines(tmp_path / "app.jsonl", [slog_line(t, "INFO", line + "\n", offset_min=CET)
                                         for line, t in zip(cap.lines, stamps(cap))]))
     assert rows(warehouse, "SELECT DISTINCT right(message, 1) <> chr(10) FROM log_lines") == [(True,)]
     assert rows(warehouse, "SELECT outcome, applied FROM runs") == [("success", 6)]

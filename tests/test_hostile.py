@@ -4,6 +4,8 @@ one-line message, the exit code and the accounting."""
 from __future__ import annotations
 
 import re
+import socket
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,80 @@ def test_the_shipped_lint_vs_history_query_exports_as_csv(tmp_path):
     assert header == "service,version,rules,worst_lint,failed_runs,dirty_runs,rollbacks,rolled_back_in"
     # rolled_back_in is a list column (NULL here: no rollback); the CSV writer used to refuse it whole
     assert row == 'unknown,9,"concurrently-in-transaction, not-idempotent",error,1,1,0,'
+
+
+# ---------------------------------------------------------------- the rules file may change at any time
+
+from .test_alerts import _finding, _rules, smtp_server  # noqa: E402,F401  (the SMTP server fixture on 127.0.0.1)
+
+
+def _alert_rows(con) -> list[tuple]:
+    return con.execute("SELECT rule, route, status, sends, pending FROM alerts ORDER BY rule").fetchall()
+
+
+def test_a_renamed_route_is_followed_and_a_removed_rule_resolves_quietly(warehouse, smtp_server, tmp_path):
+    from pipeline.alerts import alert
+
+    inbox, port = smtp_server
+    clock = datetime(2026, 11, 16, 8, 0)
+    _finding(warehouse, "dirty")
+    _finding(warehouse, "slow", kind="duration_outlier", severity="warning", observed=9000.0, expected=1000.0)
+    first = alert(warehouse, rules=_rules(port), as_of=clock, out=tmp_path)
+    assert first.emails_sent == 2 and len(inbox.messages) == 2
+
+    # oncall is renamed pager (same rule `dirty`), rule `slow` is deleted, and both findings resolve
+    renamed = _rules(port).model_copy(update={
+        "routes": [r.model_copy(update={"name": "pager"}) if r.name == "oncall" else r for r in _rules(port).routes],
+        "rules": [r.model_copy(update={"route": "pager"}) for r in _rules(port).rules if r.name == "dirty"]})
+    warehouse.execute("UPDATE findings SET status = 'resolved'")
+    second = alert(warehouse, rules=renamed, as_of=clock + timedelta(hours=1), out=tmp_path)
+    assert (second.resolved, second.emails_sent, second.emails_failed) == (2, 1, 0)
+    assert second.summary().splitlines()[1:] == [
+        "note: rule 'slow' is no longer in the rules file: 1 of its alerts resolved without a notice"]
+    resolved_mail = inbox.messages[-1]
+    assert len(inbox.messages) == 3 and resolved_mail["To"] == "oncall@localhost"
+    assert "RESOLVED" in resolved_mail["Subject"].upper() and "(pager)" in resolved_mail["Subject"]
+    assert _alert_rows(warehouse) == [("dirty", "pager", "resolved", 2, None), ("slow", "team", "resolved", 1, None)]
+
+
+def test_a_failed_delivery_exits_1_keeps_it_pending_and_the_next_run_sends_it_once(tmp_path, smtp_server):
+    from pipeline.warehouse import connect
+
+    inbox, port = smtp_server
+    db = tmp_path / "w.duckdb"
+    con = connect(db)
+    _finding(con, "dirty")
+    con.close()
+    rules = tmp_path / "rules.toml"
+    text = (f'[smtp]\nhost = "127.0.0.1"\nport = {{port}}\nsecurity = "none"\nsender = "lens@localhost"\ntimeout_seconds = 2\n'
+            '[[routes]]\nname = "oncall"\nto = ["oncall@localhost"]\n'
+            '[[rules]]\nname = "dirty"\nkinds = ["dirty_open"]\nroute = "oncall"\n')
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        dead = closed.getsockname()[1]
+    rules.write_text(text.format(port=dead), encoding="utf-8")
+    args = ["alert", "--rules", str(rules), "--db", str(db), "--out", str(tmp_path / "out"),
+            "--as-of", "2026-11-16T08:00:00Z"]
+    failed = _cli(*args)
+    assert failed.exit_code == 1
+    assert failed.stdout.startswith("alerts: 1 firing, 0 resolved, 0 silenced; e-mails: 0 sent, 1 failed and kept pending")
+    assert failed.stderr.startswith("Error: alert: 1 e-mail could not be sent (oncall: ConnectionRefusedError")
+    assert failed.stderr.endswith("; kept pending, retried on the next run (check [smtp])\n")
+    rules.write_text(text.format(port=port), encoding="utf-8")
+    for _ in range(2):  # delivered on the next run, and only once
+        assert _cli(*args).exit_code == 0
+    assert len(inbox.messages) == 1
+
+
+def test_the_alert_mail_links_the_review_of_its_week_and_shows_log_text_inert(warehouse, smtp_server, tmp_path):
+    from pipeline.alerts import alert
+
+    inbox, port = smtp_server
+    (tmp_path / "reports").mkdir()
+    for week in ("2026-W45", "2026-W46", "2026-W47"):  # a later week's page exists too: not the one to link
+        (tmp_path / "reports" / f"{week}.html").write_text("<html></html>", encoding="utf-8")
+    _finding(warehouse, "dirty", explanation="prod/billing/tenant_007 is dirty \x1b[2J\x07at version 23")
+    alert(warehouse, rules=_rules(port), as_of=datetime(2026, 11, 18, 8, 0), out=tmp_path)
+    body = inbox.messages[0].get_body(("plain",)).get_content()
+    assert f"Weekly review: {(tmp_path / 'reports' / '2026-W46.html').resolve()}" in body
+    assert "\x1b" not in body and "\\x1b[2J\\x07at version 23" in body

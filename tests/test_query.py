@@ -7,35 +7,24 @@ import csv
 import io
 import json
 import re
-from datetime import datetime
 
 import duckdb
 import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from pipeline.analyze import analyze
 from pipeline.cli import main
-from pipeline.core.config import Config
-from pipeline.api import ingest
 from pipeline.core.assets import queries_folder
 from pipeline.query import EXPORT
 from pipeline.warehouse.named import named_queries
-from pipeline.warehouse import connect
 
-from .conftest import SAMPLE_LOGS
-
-AS_OF = datetime(2026, 11, 16)
+from .conftest import SampleTemplate, sample_truth
 
 
 @pytest.fixture(scope="module")
-def demo_db(tmp_path_factory):
-    path = tmp_path_factory.mktemp("query") / "demo.duckdb"
-    con = connect(path)
-    ingest(con, [str(SAMPLE_LOGS)], config=Config(), progress=False)
-    analyze(con, config=Config(), as_of=AS_OF)
-    con.close()
-    return path
+def demo_db(sample_template: SampleTemplate, tmp_path_factory):
+    """The demo fleet, ingested and analyzed (the `export` test writes beside it)."""
+    return sample_template.copy(tmp_path_factory.mktemp("query") / "demo.duckdb")
 
 
 def _q(db, *args: str):
@@ -135,9 +124,9 @@ def test_parquet_export_reads_back_with_the_same_counts(demo_db, tmp_path):
 def test_dirty_episode_queries_agree_with_the_findings(demo_db):
     now = json.loads(_q(demo_db, "dirty_now", "--format", "json").stdout)
     assert [(r["env"], r["service"], r["database"], r["dirty_version"]) for r in now] == [
-        ("prod", "billing", "tenant_007", 23)]
+        (s["env"], s["service"], s["database"], s["version"]) for s in sample_truth()["final_state"] if s["dirty"]]
     forced = json.loads(_q(demo_db, "forced_recoveries", "--format", "json").stdout)
     con = duckdb.connect(str(demo_db), read_only=True)
     inferred = con.execute("SELECT count(*) FROM findings WHERE kind = 'forced_recovery'").fetchall()[0][0]
     con.close()
-    assert len(forced) == inferred > 0
+    assert len(forced) == inferred == sum(f["kind"] == "forced_recovery" for f in sample_truth()["findings"]) > 0

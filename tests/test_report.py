@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 
 import pytest
@@ -18,9 +18,11 @@ from pipeline.api import ingest
 from pipeline.report import Week, report
 from pipeline.warehouse import connect
 
-from .conftest import IN_CI, ROOT, SAMPLE_LOGS, rows
+from .conftest import IN_CI, ROOT, SampleTemplate, rows, sample_as_of, sample_truth
 
-AS_OF = datetime(2026, 11, 16)
+AS_OF = sample_as_of()
+TRUTH = sample_truth()
+WEEK = TRUTH["weeks"][-1]  # the default week: the last complete one before the demo's clock
 ARTIFACTS = ROOT / "tests" / ".artifacts"
 
 
@@ -49,11 +51,9 @@ def _parse(html: str) -> _Page:
 
 
 @pytest.fixture(scope="module")
-def fleet_report(tmp_path_factory):
+def fleet_report(sample_template: SampleTemplate, tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
-    con = connect(root / "w.duckdb")
-    ingest(con, [str(SAMPLE_LOGS)], config=Config(), progress=False)
-    analyze(con, config=Config(), as_of=AS_OF)
+    con = connect(sample_template.copy(root / "w.duckdb"))
     result = report(con, config=Config(), as_of=AS_OF, out=root / "out")
     yield con, result, result.path.read_text(encoding="utf-8")
     con.close()
@@ -69,14 +69,15 @@ def test_default_week_is_the_last_complete_iso_week_before_the_clock():
 
 def test_report_and_index_are_written(fleet_report):
     _, result, _ = fleet_report
-    assert result.path.name == "2026-W46.html"
-    assert 'href="2026-W46.html"' in result.index.read_text(encoding="utf-8")
+    assert result.path.name == f"{WEEK}.html"
+    assert f'href="{WEEK}.html"' in result.index.read_text(encoding="utf-8")
 
 
 def test_headline_figures_match_the_warehouse(fleet_report):
     con, _, html = fleet_report
     metrics = {k: a["data-value"] for k, a in _parse(html).attr("data-metric").items()}
-    start, end = datetime(2026, 11, 9), datetime(2026, 11, 16)
+    start = Week.parse(WEEK).start
+    end = start + timedelta(days=7)
     runs, ok, failures, locked = rows(con, """
         SELECT count(*), count(*) FILTER (WHERE outcome IN ('success', 'no_change')),
                count(*) FILTER (WHERE outcome IN ('failed', 'dirty', 'locked', 'error', 'interrupted')),
@@ -84,7 +85,7 @@ def test_headline_figures_match_the_warehouse(fleet_report):
         FROM runs WHERE started_at >= ? AND started_at < ?""", [start, end])[0]
     assert runs > 0 and float(metrics["runs"]) == runs
     assert float(metrics["failures"]) == failures
-    assert float(metrics["lock_timeouts"]) == locked == 1
+    assert float(metrics["lock_timeouts"]) == locked == TRUTH["runs_by_week"][WEEK].get("locked", 0) > 0
     assert float(metrics["success_rate"]) == pytest.approx(100 * ok / runs)
     [(p95,)] = rows(con, "SELECT quantile_cont(own_ms, 0.95) FROM migrate_events WHERE kind = 'applied' "
                          "AND ts >= ? AND ts < ?", [start, end])
@@ -94,8 +95,9 @@ def test_headline_figures_match_the_warehouse(fleet_report):
 def test_per_service_runs_and_data_quality_match(fleet_report):
     con, _, html = fleet_report
     page = _parse(html)
+    start = Week.parse(WEEK).start
     [(prod_billing,)] = rows(con, "SELECT count(*) FROM runs WHERE env = 'prod' AND service = 'billing' "
-                                  "AND started_at >= '2026-11-09' AND started_at < '2026-11-16'")
+                                  "AND started_at >= ? AND started_at < ?", [start, start + timedelta(days=7)])
     cells = [a for tag, a in page.elements if tag == "tr" and a.get("data-env") == "prod"
              and a.get("data-service") == "billing"]
     assert len(cells) == 1
@@ -106,16 +108,25 @@ def test_per_service_runs_and_data_quality_match(fleet_report):
 
 def test_attention_lists_the_open_dirty_database_with_its_runbook(fleet_report):
     _, result, html = fleet_report
-    assert "prod/billing/tenant_007 is dirty at version 23" in html
+    dirty = [s for s in TRUTH["final_state"] if s["dirty"]]
+    assert dirty
+    for s in dirty:
+        assert f"{s['env']}/{s['service']}/{s['database']} is dirty at version {s['version']}" in html
     assert "migrate force N-1" in html
     assert result.attention >= 1
 
 
 def test_prod_rollback_week_counts_it(fleet_report):
     con, _, _ = fleet_report
-    out = report(con, config=Config(), as_of=AS_OF, out=fleet_report[1].path.parent.parent, week="2026-W45")
-    metrics = _parse(out.path.read_text(encoding="utf-8")).attr("data-metric")
-    assert float(metrics["prod_rollbacks"]["data-value"]) == 1
+    rollbacks: dict[str, set[str]] = {}
+    for step in TRUTH["down_steps"]:
+        if step["env"] == "prod":
+            rollbacks.setdefault(step["week"], set()).add(step["run_first_line"])
+    assert rollbacks
+    for week, runs in rollbacks.items():
+        out = report(con, config=Config(), as_of=AS_OF, out=fleet_report[1].path.parent.parent, week=week)
+        metrics = _parse(out.path.read_text(encoding="utf-8")).attr("data-metric")
+        assert float(metrics["prod_rollbacks"]["data-value"]) == len(runs), week
 
 
 def test_page_is_self_contained_small_and_leaks_no_secret(fleet_report):
@@ -127,7 +138,8 @@ def test_page_is_self_contained_small_and_leaks_no_secret(fleet_report):
         for name in ("src", "href"):
             value = attrs.get(name) or ""
             assert "//" not in value, f"external reference {value}"
-    assert "Sup3rS3cret" not in html
+    for secret in TRUTH["secrets"]:
+        assert secret not in html
 
 
 def test_hostile_text_from_logs_is_inert(tmp_path):
@@ -164,6 +176,7 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium_without_errors_or_network(fleet_report, tmp_path):
     browser_path = _chromium()
     if browser_path is None:
@@ -188,14 +201,14 @@ def test_report_renders_in_headless_chromium_without_errors_or_network(fleet_rep
             page.on("request", lambda r: requests.append(r.url))
             page.goto(result.path.as_uri())
             page.wait_for_load_state("networkidle")
-            assert page.title() == "migrate review 2026-W46"
+            assert page.title() == f"migrate review {WEEK}"
             assert page.locator("[data-metric='runs'] .v").inner_text().strip() != ""
-            shot = tmp_path / "report-2026-W46.png"
+            shot = tmp_path / f"report-{WEEK}.png"
             page.screenshot(path=str(shot), full_page=True)
             phone = browser.new_page(viewport={"width": 390, "height": 844})
             phone.goto(result.path.as_uri())
             width = phone.evaluate("document.documentElement.scrollWidth")
-            phone.screenshot(path=str(tmp_path / "report-2026-W46-phone.png"))
+            phone.screenshot(path=str(tmp_path / f"report-{WEEK}-phone.png"))
         finally:
             browser.close()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -222,7 +235,7 @@ def test_active_silences_and_silenced_alerts_are_shown(fleet_report, tmp_path):
     assert "service=billing" in html and "tenant restore" in html
     held = [a for _, a in page.elements if "data-silenced" in a]
     assert held, "the billing alerts are shown as held back"
-    later = report(con, config=Config(), as_of=datetime(2026, 11, 16, 3), out=tmp_path).path.read_text(encoding="utf-8")
+    later = report(con, config=Config(), as_of=AS_OF + timedelta(hours=3), out=tmp_path).path.read_text(encoding="utf-8")
     assert "tenant restore" not in later
     con.execute("DELETE FROM silences")
     con.execute("DELETE FROM alerts")

@@ -18,6 +18,8 @@ from pipeline.warehouse import connect
 
 from .conftest import SAMPLE_LOGS, rows
 
+pytestmark = pytest.mark.slow  # a moto S3 server per test
+
 # One file per envelope and compression from the demo fleet, uploaded under a date-partitioned prefix.
 FILES = {
     "docker/env=dev/service=billing/database=billing": "docker/env=dev/service=billing/database=billing",

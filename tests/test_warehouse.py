@@ -53,8 +53,10 @@ def test_a_0_1_0_warehouse_is_upgraded_by_a_writing_command_and_keeps_its_rows(t
     con = connect(db)
     assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(current_version(),)]
     assert con.execute("SELECT run_id, outcome FROM runs").fetchall() == [("r1", "success")]
-    result = ingest(con, [str(CAPTURES / "0012_up.txt")], config=Config())
-    assert result.runs == 1 and con.execute("SELECT count(*) FROM runs").fetchall() == [(2,)]
+    assert con.execute("SELECT count(*) FROM pending_streams WHERE stream_key = 's1'").fetchall() == [(1,)]
+    result = ingest(con, [str(CAPTURES / "0012_up.txt")], config=Config())  # the new columns are filled
+    assert result.runs == 1
+    assert con.execute("SELECT outcome, version_shown FROM runs WHERE run_id <> 'r1'").fetchall() == [("success", True)]
     con.close()
 
 

@@ -17,10 +17,20 @@ from pipeline.core.errors import WarehouseError
 from pipeline.core.vocabulary import severity_rank
 from pipeline.warehouse import transaction
 
+# `clean` and the episodes come from the SQL macros (pipeline/sql/macros.sql) the named queries use, so the
+# findings and `dirty_now` / `dirty_mttr` / `forced_recoveries` apply one dirty rule. A default-mode failure's
+# version is named by the dirty line migrate prints next: only once that is printed (at or before the clock).
 _RUNS = """
 SELECT run_id, stream_key, env, service, database, started_at, ended_at, command, command_known, applied,
-       from_version, to_version, outcome, error_class, error_text, exit_code, left_dirty, dirty_version
+       from_version, to_version, outcome, error_class, error_text, exit_code, left_dirty,
+       CASE WHEN next_dirty_at <= $as_of THEN next_dirty_version ELSE runs.dirty_version END AS dirty_version,
+       is_clean_run(left_dirty, outcome, runs.dirty_version) AS clean
 FROM runs WHERE started_at <= $as_of
+"""
+_EPISODES = """
+SELECT env, service, database, dirty_since, cause_run_id, cause_outcome, dirty_version, recovered_at,
+       recovered_run_id, coalesce(force_recorded, false) AS force_recorded
+FROM dirty_episodes($as_of)
 """
 _EVENTS = """
 SELECT event_id, ts, run_id, env, service, database, seq, kind, version, direction, name, own_ms, error_class
@@ -65,12 +75,14 @@ def analyze(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: datetime) 
     try:
         runs = _frame(con, _RUNS, as_of)
         events = _frame(con, _EVENTS, as_of)
+        episodes = _frame(con, _EPISODES, as_of)
     except duckdb.Error as e:
         raise WarehouseError(f"reading runs and events failed: {str(e).splitlines()[0]} (run ingest first)") from e
     applied = baselines.with_scope(events.filter(pl.col("kind") == "applied"), cfg)
     scored = baselines.score_applications(applied, cfg)
     table = baselines.script_baselines(scored, cfg, as_of)
-    found, readiness = findings.detect(findings.Frames(runs, events, scored, as_of, cfg))
+    frames = findings.Frames(runs=runs, events=events, episodes=episodes, scored=scored, as_of=as_of, cfg=cfg)
+    found, readiness = findings.detect(frames)
     with transaction(con):
         _replace(con, "script_baselines", table)
         _replace(con, "findings", found)

@@ -124,10 +124,20 @@ class AnalyzeConfig(_Section):
         return env
 
 
+class RetentionConfig(_Section):
+    keep_raw_days: float | None = Field(
+        None, gt=0,
+        description="Raw log_lines (of streams quiet for this long) and rejects older than this many days are "
+        "removed by `prune`, and by `run` when set; events, runs, findings and alerts are kept. None: keep all.",
+    )
+    compact: bool = Field(True, description="Rewrite the warehouse file after pruning so the freed space is returned.")
+
+
 class Config(_Section):
     analyze: AnalyzeConfig = Field(default_factory=AnalyzeConfig, description="Baselines and findings.")
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig, description="The DuckDB file.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="How sources are read.")
+    retention: RetentionConfig = Field(default_factory=RetentionConfig, description="How long raw lines are kept.")
 
 
 def _describe(err: ValidationError, path: Path) -> str:

@@ -25,6 +25,10 @@ class QueryError(LensError):
     """A named or ad-hoc query failed."""
 
 
+class DeliveryError(LensError):
+    """A notification could not be delivered after retries; it stays pending for the next run."""
+
+
 class UsageError(LensError):
     """Bad command-line usage. Exit code 2."""
 

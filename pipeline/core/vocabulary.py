@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-# runs.outcome (CONTRACT §3)
+# runs.outcome (docs/contract.md §3)
 Outcome = Literal["success", "no_change", "failed", "dirty", "locked", "error", "interrupted"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 # Outcomes that count as a failed run in rates, spikes and the review.
@@ -24,14 +24,14 @@ SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 LintLevel = Literal["error", "warning", "info"]
 LINT_LEVELS: tuple[LintLevel, ...] = get_args(LintLevel)
 
-# Exit code of a command whose input was read fine but shows problems at or above --fail-on (CONTRACT §1).
+# Exit code of a command whose input was read fine but shows problems at or above --fail-on (docs/contract.md §1).
 FINDINGS_EXIT = 3
 
-# Envelopes a source can be read as (CONTRACT §2).
+# Envelopes a source can be read as (docs/contract.md §2).
 Envelope = Literal["docker", "kubernetes", "loki", "cloudwatch", "slog", "text", "events"]
 ENVELOPES: tuple[Envelope, ...] = get_args(Envelope)
 
-# findings.kind (CONTRACT §3).
+# findings.kind (docs/contract.md §3).
 FindingKind = Literal[
     "failed_run", "dirty_open", "forced_recovery", "duration_outlier", "failure_spike", "lock_timeout",
     "prod_rollback", "promotion_skipped", "non_idempotent", "missing_down", "interrupted_run",

@@ -80,7 +80,7 @@ def plain_batches(pieces: Pieces, outcome: ReadOutcome, batch_lines: int) -> Ite
         return Batch(table, bad)
 
     for block, final in pieces:
-        if final and outcome.damage:
+        if final and outcome.damage and not outcome.intact:
             # The fragment the damage cut off: it may end inside a secret, so redact it as a fragment.
             bad.append((line_no, "truncated_record", redact_fragment(block.decode("utf-8", errors="replace"))))
             line_no += 1
@@ -94,7 +94,7 @@ def plain_batches(pieces: Pieces, outcome: ReadOutcome, batch_lines: int) -> Ite
         if count >= batch_lines:
             yield flush()
             numbers, lines, bad, count = [], [], [], 0
-    if outcome.damage:
+    if outcome.damage and not outcome.intact:
         bad.append((line_no, "truncated_compressed_stream", outcome.damage))
     if numbers or bad:
         yield flush()

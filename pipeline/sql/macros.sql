@@ -31,31 +31,44 @@ CREATE OR REPLACE MACRO go_duration_ms(s) AS
         ))
     END;
 
--- dirty_episodes(as_of): every dirty episode of a database up to the clock, for the named queries.
--- An episode starts at the first run with dirty evidence (it left the database dirty, migrate refused with
--- `Dirty database version N`, or `version` printed `N (dirty)`) and ends at the next clean run (success or no
--- change with no dirty evidence): the rule of the `dirty_open` finding, computed from `runs` for any clock.
--- recovered_* describe that clean run; NULL while the episode is still open.
+-- dirty_evidence(left_dirty, outcome, dirty_version): the run shows its database dirty: it left it dirty
+-- (a failed script, killed mid-script), migrate refused with `Dirty database version N`, or `version` printed
+-- `N (dirty)`. The one definition; analyze, dirty_episodes, database_versions and the named queries call it.
+CREATE OR REPLACE MACRO dirty_evidence(left_dirty, outcome, dirty_version) AS
+    left_dirty OR outcome = 'dirty' OR dirty_version IS NOT NULL;
+
+-- is_clean_run(left_dirty, outcome, dirty_version): the run proves its database usable (success or no change
+-- with no dirty evidence); it ends a dirty episode and resolves earlier failed runs.
+CREATE OR REPLACE MACRO is_clean_run(left_dirty, outcome, dirty_version) AS
+    is_clean_outcome(outcome) AND NOT dirty_evidence(left_dirty, outcome, dirty_version);
+
+-- dirty_episodes(as_of): every dirty episode of a database up to the clock; the one home of the rule that
+-- the `dirty_open` and `forced_recovery` findings (pipeline/analyze/findings/dirty.py) and the named queries
+-- (dirty_now, dirty_mttr, forced_recoveries) share. An episode starts at the first run with dirty evidence
+-- and ends at the next clean run; runs that are neither (a lock timeout, a failure that left nothing dirty)
+-- change nothing. Runs are ordered by (started_at, run_id) throughout, so runs that start at the same instant
+-- give the same episode, cause and dirty version on every read. recovered_* describe the clean run; NULL
+-- while the episode is open.
 CREATE OR REPLACE MACRO dirty_episodes(as_of) AS TABLE
 WITH r AS (
-    SELECT runs.*, left_dirty OR outcome = 'dirty' OR dirty_version IS NOT NULL AS evidence
+    SELECT runs.*, dirty_evidence(left_dirty, outcome, dirty_version) AS evidence,
+           is_clean_run(left_dirty, outcome, dirty_version) AS clean
     FROM runs WHERE started_at <= as_of
 ), marked AS (
     SELECT *,
-        NOT evidence AND outcome IN ('success', 'no_change') AS clean,
         -- clean runs so far: every run of one episode shares the count of the clean runs before it
-        count(*) FILTER (WHERE NOT evidence AND outcome IN ('success', 'no_change'))
+        count(*) FILTER (WHERE clean)
             OVER (PARTITION BY env, service, database ORDER BY started_at, run_id
                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS episode
     FROM r
 ), episodes AS (
     SELECT env, service, database, episode,
-        arg_min(coalesce(ended_at, started_at), started_at) AS dirty_since,
-        arg_min(run_id, started_at) AS cause_run_id,
-        arg_min(outcome, started_at) AS cause_outcome,
-        arg_min(error_class, started_at) AS cause_error_class,
-        arg_min(split_part(error_text, chr(10), 1), started_at) AS cause_error,
-        arg_max(dirty_version, started_at) FILTER (WHERE dirty_version IS NOT NULL) AS dirty_version,
+        arg_min(coalesce(ended_at, started_at), (started_at, run_id)) AS dirty_since,
+        arg_min(run_id, (started_at, run_id)) AS cause_run_id,
+        arg_min(outcome, (started_at, run_id)) AS cause_outcome,
+        arg_min(error_class, (started_at, run_id)) AS cause_error_class,
+        arg_min(split_part(error_text, chr(10), 1), (started_at, run_id)) AS cause_error,
+        arg_max(dirty_version, (started_at, run_id)) FILTER (WHERE dirty_version IS NOT NULL) AS dirty_version,
         count(*) AS dirty_runs,
         max(started_at) AS last_dirty_run_at
     FROM marked WHERE evidence
@@ -75,34 +88,32 @@ SELECT DISTINCT service, version FROM migrate_events
 WHERE kind IN ('applied', 'version', 'dirty') AND version IS NOT NULL AND ts <= as_of;
 
 -- database_versions(as_of): every database with a run by the clock, the version its last showing run left it
--- at, how that is known, and whether it is dirty (the `dirty_open` rule). migrate prints no version after a
--- `down`, so there the version is the known one below the last step down (NULL: none applied, or not in the
--- logs); runs.to_version is NULL there and later no-change runs carry the pre-down version forward.
+-- at (runs.to_version), how that is known, and whether it is dirty (the `dirty_open` rule). migrate prints no
+-- version after a `down`: runs take the known one below the last step down (NULL: none applied, or not in the
+-- logs).
 CREATE OR REPLACE MACRO database_versions(as_of) AS TABLE
 WITH r AS (
-    SELECT runs.*, left_dirty OR outcome = 'dirty' OR dirty_version IS NOT NULL AS evidence
+    SELECT runs.*, dirty_evidence(left_dirty, outcome, dirty_version) AS evidence
     FROM runs WHERE started_at <= as_of
-), last_step AS (   -- the last script step of each run
-    SELECT run_id, arg_max(direction, seq) AS direction, arg_max(version, seq) AS version
-    FROM migrate_events WHERE kind = 'applied' AND ts <= as_of
-    GROUP BY run_id
-), shown AS (   -- the last run that shows the version
-    SELECT r.env, r.service, r.database, r.started_at AS known_at,
-        CASE WHEN s.direction = 'down'
-                 THEN (SELECT max(k.version) FROM known_versions(as_of) k
-                       WHERE k.service = r.service AND k.version < s.version)
-             ELSE coalesce(r.dirty_version, r.version_seen) END AS version,
-        CASE WHEN s.direction = 'down' THEN 'below the last down step (' || s.version || ')'
-             WHEN r.dirty_version IS NOT NULL THEN 'dirty version'
-             WHEN r.command = 'version' THEN 'printed by migrate version'
+), last_shown AS (   -- the last run that shows the version
+    SELECT * FROM r WHERE version_shown OR dirty_version IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY env, service, database ORDER BY started_at DESC, run_id DESC) = 1
+), shown AS (
+    SELECT l.env, l.service, l.database, l.started_at AS known_at, l.to_version AS version,
+        CASE WHEN l.dirty_version IS NOT NULL THEN 'dirty version'
+             WHEN l.command = 'version' THEN 'printed by migrate version'
+             WHEN l.error_class = 'no_migration' THEN 'migrate version: no migration'
+             WHEN s.direction = 'down' THEN 'below the last down step (' || s.version || ')'
              ELSE 'last step applied' END AS known_from
-    FROM r LEFT JOIN last_step s USING (run_id)
-    WHERE s.direction = 'down' OR r.dirty_version IS NOT NULL OR r.version_seen IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY r.env, r.service, r.database
-                               ORDER BY r.started_at DESC, r.run_id DESC) = 1
+    FROM last_shown l
+    LEFT JOIN (   -- the last script step of those runs
+        SELECT run_id, arg_max(direction, seq) AS direction, arg_max(version, seq) AS version
+        FROM migrate_events WHERE kind = 'applied' AND run_id IN (SELECT run_id FROM last_shown)
+        GROUP BY run_id
+    ) s USING (run_id)
 ), state AS (   -- the last run that tells dirty or clean
     SELECT env, service, database, evidence AS dirty
-    FROM r WHERE evidence OR outcome IN ('success', 'no_change')
+    FROM r WHERE evidence OR is_clean_outcome(outcome)
     QUALIFY row_number() OVER (PARTITION BY env, service, database ORDER BY started_at DESC, run_id DESC) = 1
 )
 SELECT d.env, d.service, d.database, v.version, v.known_from, v.known_at, st.dirty

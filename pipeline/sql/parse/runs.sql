@@ -101,6 +101,30 @@ WITH ev AS (
             ELSE 'success'
         END AS outcome
     FROM joined
+), seen AS (
+    -- What shows the version the run ended at, first match wins. A failure that does not name its version
+    -- (default mode) shows none. After a down migrate prints nothing: the version is the one below the last
+    -- step, as the logs know the service's versions by the end of the run (none: no version left).
+    SELECT *,
+        CASE
+            WHEN printed_v IS NOT NULL THEN 'printed'
+            WHEN dirty_v IS NOT NULL THEN 'dirty'
+            WHEN has_failed THEN CASE WHEN coalesce(failed_v, last_exec_v) IS NOT NULL THEN 'failed' END
+            WHEN outcome = 'interrupted' AND last_exec_seq > coalesce(last_applied_seq, -1) THEN 'killed'
+            WHEN applied > 0 AND last_dir = 'up' THEN 'up'
+            WHEN applied > 0 AND last_dir = 'down' THEN 'down'
+            WHEN error_class = 'no_migration' THEN 'nil'   -- `version` on a database with no version
+        END AS shown_by
+    FROM judged
+), reached AS (   -- after a down: the highest version known below its last step
+    SELECT d.run_id, max(k.version) AS version
+    FROM seen d
+    JOIN migrate_events k
+      ON k.service = d.service AND k.version BETWEEN 0 AND d.last_applied_v - 1 AND k.ts <= d.ended_at
+         -- an unknown service mixes unrelated services' versions: only the run's own stream counts
+         AND (d.service <> 'unknown' OR k.stream_key = d.stream_key)
+    WHERE d.shown_by = 'down' AND k.kind IN ('applied', 'version', 'dirty')
+    GROUP BY d.run_id
 )
 SELECT
     run_id, stream_key, env, service, database, started_at, ended_at,
@@ -119,32 +143,35 @@ SELECT
              CASE WHEN has_failed THEN last_exec_v END) AS dirty_version,
     verbose_mode,
     events,
-    CASE
-        WHEN printed_v IS NOT NULL THEN printed_v
-        WHEN dirty_v IS NOT NULL THEN dirty_v
-        WHEN has_failed THEN coalesce(failed_v, last_exec_v)
-        WHEN outcome = 'interrupted' AND last_exec_seq > coalesce(last_applied_seq, -1) THEN last_exec_v
-        WHEN applied > 0 AND last_dir = 'up' THEN last_applied_v
-        WHEN applied > 0 AND last_dir = 'down' THEN coalesce(
-            (SELECT max(e.version) FROM migrate_events e
-             WHERE e.service = judged.service AND e.kind = 'applied' AND e.version < judged.last_applied_v),
-            CASE WHEN last_applied_v <= 1 THEN -1 END)
-    END AS version_seen
-FROM judged;
+    CASE shown_by
+        WHEN 'printed' THEN printed_v
+        WHEN 'dirty' THEN dirty_v
+        WHEN 'failed' THEN coalesce(failed_v, last_exec_v)
+        WHEN 'killed' THEN last_exec_v
+        WHEN 'up' THEN last_applied_v
+        WHEN 'down' THEN reached.version
+    END AS version_seen,
+    shown_by IS NOT NULL AS version_shown,
+    NULL::BIGINT AS next_dirty_version,
+    NULL::TIMESTAMP AS next_dirty_at
+FROM seen LEFT JOIN reached USING (run_id);
 
--- The version a run started from is the last version seen before it on the same database. A run that
--- changed nothing (no change, refused, failed to connect) ends where it started; one that applied or
--- failed without saying where it ended is left unknown rather than guessed.
+-- The version a run started from is where the last run before it on the same database that showed a version
+-- left it (NULL when that is no version, e.g. after `down -all`). A run that changed nothing (no change,
+-- refused, failed to connect) ends where it started; one that applied or failed without saying where it
+-- ended is left unknown rather than guessed.
 UPDATE runs SET from_version = c.from_v,
-    to_version = coalesce(c.version_seen,
-        CASE WHEN c.outcome IN ('no_change', 'error', 'locked', 'dirty') OR (c.outcome = 'success' AND c.applied = 0)
-             THEN c.from_v END)
+    to_version = CASE
+        WHEN c.version_shown THEN c.version_seen
+        WHEN c.outcome IN ('no_change', 'error', 'locked', 'dirty') OR (c.outcome = 'success' AND c.applied = 0)
+            THEN c.from_v END
 FROM (
-    SELECT run_id, version_seen, outcome, applied,
-        last_value(version_seen IGNORE NULLS) OVER (
+    SELECT run_id, version_seen, version_shown, outcome, applied,
+        -- in a struct, so that a shown "no version" (NULL) is not skipped like a run that shows nothing
+        (last_value(CASE WHEN version_shown THEN {'v': version_seen} END IGNORE NULLS) OVER (
             PARTITION BY env, service, CASE WHEN database = 'unknown' THEN stream_key ELSE database END
             ORDER BY started_at, run_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-        ) AS from_v
+        )).v AS from_v
     FROM runs
 ) c
 WHERE runs.run_id = c.run_id;
@@ -175,3 +202,34 @@ FROM (
     WHERE p.outcome = 'failed' AND p.dirty_version IS NULL
 ) nxt
 WHERE runs.run_id = nxt.run_id AND nxt.v IS NOT NULL;
+
+-- A failed run whose lines do not name its version (default mode): migrate names it the next time it is
+-- asked on that database, `Dirty database version N` or `version` answering `N (dirty)`, unless the
+-- database was shown clean first (a clean run, a new failure, a version shown without dirty). Runs have no
+-- clock, so that answer is kept apart with the time it was printed; analysis uses it only at a later clock.
+-- Never on the `unknown` database: that is no one database.
+UPDATE runs SET next_dirty_version = NULL, next_dirty_at = NULL WHERE next_dirty_at IS NOT NULL;
+
+UPDATE runs SET next_dirty_version = h.v, next_dirty_at = h.at
+FROM (
+    SELECT n.run_id, n.nxt.v AS v,
+        (SELECT min(e.ts) FROM migrate_events e
+         WHERE e.run_id = n.nxt.run_id AND (e.kind = 'dirty' OR e.kind = 'version' AND e.name = '(dirty)')) AS at
+    FROM (
+        SELECT r.run_id, r.outcome, r.version_shown,
+            -- the next run that tells the database's state: dirty at a version, or not dirty
+            first_value(CASE WHEN r.dirty_version IS NOT NULL OR r.version_shown OR r.applied > 0
+                                  OR r.outcome IN ('success', 'no_change', 'failed')
+                             THEN {'run_id': r.run_id,
+                                   'v': CASE WHEN r.dirty_version IS NOT NULL AND NOT r.left_dirty
+                                             THEN r.dirty_version END} END IGNORE NULLS) OVER (
+                PARTITION BY r.env, r.service, r.database ORDER BY r.started_at, r.run_id
+                ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS nxt
+        FROM runs r
+        SEMI JOIN (SELECT env, service, database FROM runs
+                   WHERE outcome = 'failed' AND NOT version_shown AND database <> 'unknown') f
+            ON r.env = f.env AND r.service = f.service AND r.database = f.database
+    ) n
+    WHERE n.outcome = 'failed' AND NOT n.version_shown AND n.nxt.v IS NOT NULL
+) h
+WHERE runs.run_id = h.run_id;

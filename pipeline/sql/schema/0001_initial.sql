@@ -1,4 +1,4 @@
--- The warehouse schema: the stable SQL surface of CONTRACT §3, plus columns the pipeline adds.
+-- The warehouse schema: the stable SQL surface of docs/contract.md §3, plus columns the pipeline adds.
 -- Timestamps are TIMESTAMP in UTC. Step 1 of the numbered schema steps (pipeline.warehouse.migrations):
 -- a warehouse written before schema versions existed already has these tables, so every statement is idempotent.
 
@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS log_lines (
     line_no     BIGINT NOT NULL,
     ts          TIMESTAMP,           -- UTC
     ts_origin   VARCHAR NOT NULL,    -- envelope | verbose | mtime: how ts was known
-    stream_key  VARCHAR NOT NULL,    -- one migrate process (CONTRACT §2)
+    stream_key  VARCHAR NOT NULL,    -- one migrate process (docs/contract.md §2)
     env         VARCHAR NOT NULL,
     service     VARCHAR NOT NULL,
     database    VARCHAR NOT NULL,
@@ -80,8 +80,9 @@ CREATE TABLE IF NOT EXISTS runs (
     command      VARCHAR,            -- up | down | goto | version | force | drop | create …; NULL when unknown
     command_known BOOLEAN NOT NULL,  -- true when recorded by a wrapper, false when inferred from the lines
     applied      INTEGER NOT NULL,
-    from_version BIGINT,
-    to_version   BIGINT,
+    from_version BIGINT,             -- where the last earlier run on the database that showed a version left it
+    to_version   BIGINT,             -- where this run left it; after a down, the known version below the last
+                                     -- step: NULL after `down -all` (no version) or when that one is not in the logs
     outcome      VARCHAR NOT NULL,   -- success | no_change | failed | dirty | locked | error | interrupted
     error_class  VARCHAR,
     error_text   VARCHAR,

@@ -1,70 +1,42 @@
-"""Build a fleet's golang-migrate logs in code: one Docker json-file log per migrate run.
+"""Fleets of services × envs × databases running migrate, written as the logs a test or a benchmark reads.
 
-Each run is written to `env=<env>/service=<svc>/database=<db>/<run-id>-json.log` under the root, one
-`{"log": "<line>\\n", "stream": "stderr", "time": "<RFC3339Nano>Z"}` record per physical line, exactly as
-migrate prints it (golang-migrate-log-format.md §3): default-mode APPLIED lines carry near-cumulative
-durations (each value = the previous one + this script's own time), `force` prints nothing, a killed run
-just stops. Everything is deterministic; the envelope time advances by each script's own time.
+* `Fleet`: runs placed by hand (`up`, `fail`, `dirty`, `killed`, …), one Docker json-file log per run under
+  `env=<env>/service=<svc>/database=<db>/`. Deterministic and noise-free: a script's own time is exactly the
+  one given, so a test can assert on baselines and findings.
+* `SERVICES`, `script_names`: the benchmark fleet's services and migration names (bench_ingest writes its
+  runs as Fluent Bit records with `corpus.pod_run`; bench_analyze builds its warehouse from the same fleet).
+* The demo fleet (sample_logs/generate.py) schedules `migrate.Migrate` runs with seeded noise instead.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import random
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
+
+from .envelopes import docker_line, write_lines
+from .gofmt import go_duration, verbose_prefix
+from .migrate import Failure
 
 Script = tuple[int, str, float]  # version, name (or '<empty>'), own time in ms
 PREFETCH = 10  # migrate's default -prefetch
 
 # What postgres says for each error class, and the SQL body migrate embeds in the error (§2.2).
-_ERRORS = {
-    "syntax_error": ('syntax error at or near "total_cents" (column 5)', 4, (
-        "CREATE TABLE invoices (", "    id          BIGSERIAL PRIMARY KEY,",
-        "    order_id    BIGINT NOT NULL REFERENCES orders (id)", "    total_cents INTEGER NOT NULL,",
-        "    issued_at   TIMESTAMPTZ NOT NULL DEFAULT now()", ");"), 'syntax error at or near "total_cents"'),
-    "already_exists": ('relation "invoices" already exists', 0, (
-        "CREATE TABLE invoices (", "    id          BIGSERIAL PRIMARY KEY,", "    total_cents INTEGER NOT NULL",
-        ");"), 'relation "invoices" already exists'),
-    "statement_timeout": ("canceling statement due to statement timeout", 0, (
-        "CREATE INDEX orders_created_at_idx ON orders (created_at);",),
-        "canceling statement due to statement timeout"),
+ERRORS = {
+    "syntax_error": Failure('syntax error at or near "total_cents" (column 5)', 4, (
+        "CREATE TABLE invoices (\n    id          BIGSERIAL PRIMARY KEY,\n"
+        "    order_id    BIGINT NOT NULL REFERENCES orders (id)\n    total_cents INTEGER NOT NULL,\n"
+        "    issued_at   TIMESTAMPTZ NOT NULL DEFAULT now()\n);\n"), 'syntax error at or near "total_cents"',
+        (1.0, 1.0), "syntax_error"),
+    "already_exists": Failure('relation "invoices" already exists', 0, (
+        "CREATE TABLE invoices (\n    id          BIGSERIAL PRIMARY KEY,\n    total_cents INTEGER NOT NULL\n);\n"),
+        'relation "invoices" already exists', (1.0, 1.0), "already_exists"),
+    "statement_timeout": Failure("canceling statement due to statement timeout", 0,
+                                 "CREATE INDEX orders_created_at_idx ON orders (created_at);\n",
+                                 "canceling statement due to statement timeout", (1.0, 1.0), "statement_timeout"),
 }
-
-
-def go_duration(ns: int) -> str:
-    """Go's time.Duration.String(): `0s`, `850ns`, `523.4µs`, `23.619417ms`, `1.601587s`, `1m2.5s`, `1h0m0s`."""
-    def frac(value: int, unit: int) -> str:
-        whole, rest = divmod(value, unit)
-        digits = str(rest).rjust(len(str(unit)) - 1, "0").rstrip("0")
-        return f"{whole}.{digits}" if digits else str(whole)
-
-    if ns == 0:
-        return "0s"
-    if ns < 1_000:
-        return f"{ns}ns"
-    if ns < 1_000_000:
-        return frac(ns, 1_000) + "µs"
-    if ns < 1_000_000_000:
-        return frac(ns, 1_000_000) + "ms"
-    hours, rest = divmod(ns, 3_600_000_000_000)
-    minutes, rest = divmod(rest, 60_000_000_000)
-    seconds = frac(rest, 1_000_000_000) + "s"
-    if hours:
-        return f"{hours}h{minutes}m{seconds}"
-    return f"{minutes}m{seconds}" if minutes else seconds
-
-
-def rfc3339nano(t: datetime) -> str:
-    """Docker's `time`: RFC3339Nano in UTC, trailing zeros of the fraction trimmed (as Go does)."""
-    base = t.strftime("%Y-%m-%dT%H:%M:%S")
-    frac = f"{t.microsecond:06d}000".rstrip("0")
-    return f"{base}.{frac}Z" if frac else f"{base}Z"
-
-
-def stamp(t: datetime) -> str:
-    """migrate's -verbose prefix (Go `log` default flags, UTC in the official image)."""
-    return t.strftime("%Y/%m/%d %H:%M:%S ")
 
 
 def _ns(ms: float) -> int:
@@ -96,10 +68,8 @@ class Fleet:
         Default mode: the error names no version (`version` and `name` only document the scenario).
         """
         lines, end = self._applied(at, "u", applied_before or [])
-        message, line_no, body, detail = _ERRORS[error_class]
         end += timedelta(milliseconds=40)
-        text = [f"error: migration failed: {message} in line {line_no}: {body[0]}", *body[1:],
-                f" (details: pq: {detail})"]
+        text = ("error: " + ERRORS[error_class].text()).split("\n")
         lines += [(end + timedelta(microseconds=20 * i), t) for i, t in enumerate(text)]
         return self._write(env, service, database, at, lines)
 
@@ -122,15 +92,15 @@ class Fleet:
                applied_before: list[Script] | None = None) -> Path:
         """A `-verbose up` killed (SIGTERM/OOM) while running `version`: no FINISHED, no `Finished after`."""
         before = applied_before or []
-        lines = [(at, stamp(at) + f"Start buffering {v}/u {n}") for v, n, _ in [*before, (version, name, 0)]]
+        lines = [(at, verbose_prefix(at) + f"Start buffering {v}/u {n}") for v, n, _ in [*before, (version, name, 0)]]
         t = at
         for v, n, own in before:
-            lines.append((t, stamp(t) + f"Read and execute {v}/u {n}"))
+            lines.append((t, verbose_prefix(t) + f"Read and execute {v}/u {n}"))
             read = t - at
             t += timedelta(microseconds=_ns(own) // 1000)
-            lines.append((t, stamp(t) + f"Finished {v}/u {n} (read {go_duration(_ns(read.total_seconds() * 1000))}, "
-                                        f"ran {go_duration(_ns(own))})"))
-        lines.append((t, stamp(t) + f"Read and execute {version}/u {name}"))
+            lines.append((t, verbose_prefix(t) + f"Finished {v}/u {n} (read {go_duration(_ns(read.total_seconds() * 1000))}, "
+                                                 f"ran {go_duration(_ns(own))})"))
+        lines.append((t, verbose_prefix(t) + f"Read and execute {version}/u {name}"))
         return self._write(env, service, database, at, lines)
 
     # -- plumbing ---------------------------------------------------------------------------------------------
@@ -153,14 +123,35 @@ class Fleet:
 
     def _write(self, env: str, service: str, database: str, at: datetime, lines: list[tuple[datetime, str]]) -> Path:
         run_id = hashlib.sha256(f"{env}/{service}/{database}/{at.isoformat()}/{len(self.runs)}".encode()).hexdigest()
-        folder = self.root / f"env={env}" / f"service={service}" / f"database={database}"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{run_id}-json.log"
-        with path.open("w", encoding="utf-8") as f:
-            for t, text in lines:
-                record = json.dumps({"log": text + "\n", "stream": "stderr", "time": rfc3339nano(t)},
-                                    ensure_ascii=False, separators=(",", ":"))
-                # Go's encoding/json escapes HTML characters: `<empty>` is stored as `\u003cempty\u003e`.
-                f.write(record.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") + "\n")
+        path = self.root / f"env={env}" / f"service={service}" / f"database={database}" / f"{run_id}-json.log"
+        write_lines(path, (docker_line(text, t) for t, text in lines))
         self.runs.append(path)
         return path
+
+
+# ------------------------------------------------------------------------------------------- benchmark fleet
+
+
+class Service(NamedTuple):
+    name: str
+    namespace: str
+    ts_versions: bool  # `migrate create -format 20060102150405` versions instead of 1, 2, 3
+
+
+SERVICES = [Service(name, ns, i in (1, 4, 6, 9, 11)) for i, (name, ns) in enumerate([
+    ("orders", "shop"), ("billing", "billing"), ("auth", "identity"), ("catalog", "shop"),
+    ("shipping", "logistics"), ("inventory", "logistics"), ("payments", "billing"), ("users", "identity"),
+    ("notifications", "comms"), ("search", "shop"), ("reporting", "analytics"), ("ledger", "billing"),
+    ("pricing", "shop"), ("checkout", "shop"), ("accounts", "identity"), ("tenants", "platform"),
+    ("audit", "platform"), ("files", "storage"), ("messaging", "comms"), ("scheduler", "platform"),
+])]
+VERBS = ["create", "add", "drop", "alter", "backfill", "rename", "index", "partition", "seed", "widen"]
+NOUNS = ["users", "orders", "order_items", "invoices", "payments", "accounts", "sessions", "audit_log", "products",
+         "prices", "shipments", "addresses", "tokens", "events", "refunds", "ledger_entries", "coupons", "carts"]
+SUFFIX = ["table", "index", "column", "fk", "constraint", "view", "trigger", "defaults", "", "", ""]
+
+
+def script_names(rng: random.Random, n: int) -> list[str]:
+    """`n` migration names such as `backfill_invoices_column` or `add_tokens`."""
+    return [f"{rng.choice(VERBS)}_{rng.choice(NOUNS)}" + (f"_{s}" if (s := rng.choice(SUFFIX)) else "")
+            for _ in range(n)]

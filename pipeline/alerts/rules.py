@@ -1,0 +1,133 @@
+"""The alert rules file: defaults, SMTP, routes, rules and silences (pydantic models), read from TOML with
+every mistake named on one line."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.core.assets import default_rules
+from pipeline.core.errors import ConfigError
+from pipeline.core.vocabulary import SEVERITIES, at_or_above
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(m|h|d)$")
+
+
+def parse_interval(text: str) -> timedelta:
+    """`30m`, `4h`, `7d` as a timedelta."""
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a duration like 30m, 4h or 7d")
+    value, unit = float(m.group(1)), m.group(2)
+    return timedelta(minutes=value) if unit == "m" else timedelta(hours=value) if unit == "h" else timedelta(days=value)
+
+
+def _warning_and_above() -> list[str]:
+    """A rule's default severities: warning and every more urgent one."""
+    return [s for s in SEVERITIES if at_or_above(s, "warning")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Defaults(_Model):
+    repeat_interval: str = Field("24h", description="A firing alert is not re-sent before this (30m, 4h, 7d).")
+    send_resolved: bool = Field(True, description="Send a notice when an alert's finding resolves.")
+    report_url: str | None = Field(
+        None, description="Where the weekly reviews are published (the `reports/` folder); each e-mail links "
+        "`<report_url>/<YYYY-Www>.html`, the review of the week it is about.")
+
+    @field_validator("repeat_interval")
+    @classmethod
+    def _interval(cls, v: str) -> str:
+        parse_interval(v)
+        return v
+
+
+class Smtp(_Model):
+    host: str | None = Field(None, description="SMTP server; unset means e-mails go to --out/outbox/ as .eml files.")
+    port: int = Field(587, ge=1, le=65535, description="SMTP port (587 STARTTLS, 465 implicit TLS, 25 plain).")
+    security: Literal["none", "starttls", "tls"] = Field("starttls", description="Transport security.")
+    username: str | None = Field(None, description="Login name; no login when unset.")
+    password_env: str = Field("MIGRATE_LENS_SMTP_PASSWORD",
+                              description="Environment variable holding the password (never the file).")
+    sender: str = Field("migrate-lens <migrate-lens@localhost>", description="The From address.")
+    ca_file: str | None = Field(None, description="CA bundle to verify the server's certificate (default: system).")
+    timeout_seconds: float = Field(10.0, gt=0, description="Connect and command timeout.")
+
+
+class Route(_Model):
+    name: str = Field(description="Route name that rules point to.")
+    to: list[str] = Field(min_length=1, description="Recipients of this route's e-mail.")
+
+
+class Rule(_Model):
+    name: str = Field(description="Rule name; part of every alert's identity.")
+    kinds: list[str] = Field(default_factory=list, description="Finding kinds it matches (empty: any).")
+    severities: list[str] = Field(default_factory=_warning_and_above,
+                                  description="Finding severities it matches.")
+    envs: list[str] = Field(default_factory=list, description="Env globs it matches (empty: any).")
+    services: list[str] = Field(default_factory=list, description="Service globs it matches (empty: any).")
+    min_observed: float | None = Field(None, description="Only findings whose observed figure is at least this "
+                                                         "(dirty minutes, failure rate, count).")
+    min_ratio: float | None = Field(None, description="Only findings whose observed / expected is at least this.")
+    min_score: float | None = Field(None, description="Only findings whose score is at least this.")
+    route: str = Field(description="The route its alerts are sent to.")
+    repeat_interval: str | None = Field(None, description="Overrides defaults.repeat_interval.")
+
+    @field_validator("repeat_interval")
+    @classmethod
+    def _interval(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_interval(v)
+        return v
+
+
+class Silence(_Model):
+    matchers: dict[str, str] = Field(description="Label -> value (glob) that all must match: rule, kind, env, "
+                                                 "service, database, version.")
+    until: datetime = Field(description="When the silence expires (UTC).")
+    starts: datetime | None = Field(None, description="When it begins (default: always).")
+    comment: str = Field("", description="Why.")
+    created_by: str = Field("", description="Who.")
+
+
+class Rules(_Model):
+    defaults: Defaults = Field(default_factory=Defaults, description="Repeat interval, resolved notices.")
+    smtp: Smtp = Field(default_factory=Smtp, description="Where e-mail goes.")
+    routes: list[Route] = Field(default_factory=list, description="Recipient groups.")
+    rules: list[Rule] = Field(default_factory=list, description="Which findings alert, and where to.")
+    silences: list[Silence] = Field(default_factory=list, description="Alerts held back until they expire.")
+
+    @model_validator(mode="after")
+    def _routes_exist(self) -> Rules:
+        names = {r.name for r in self.routes}
+        for rule in self.rules:
+            if rule.route not in names:
+                raise ValueError(f"rule {rule.name!r} routes to {rule.route!r}, which is not a [[routes]] name")
+        if len({r.name for r in self.rules}) != len(self.rules):
+            raise ValueError("rule names must be unique")
+        return self
+
+
+def load_rules(path: Path | None) -> Rules:
+    """The rules file (TOML), or the shipped default; every mistake is named on one line."""
+    where = str(path) if path else "default alert rules"
+    try:
+        text = path.read_text(encoding="utf-8") if path else \
+            default_rules().read_text(encoding="utf-8")
+        return Rules.model_validate(tomllib.loads(text))
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: rules file not found (check --rules)") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{where}: not valid TOML: {e} (fix the file)") from None
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+                             for err in e.errors())
+        raise ConfigError(f"{where}: {problems} (fix the rules file)") from None

@@ -1,0 +1,71 @@
+"""The retention policy: raw lines and rejects go, history stays, the file shrinks, nothing comes back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from click.testing import CliRunner
+
+import pipeline
+from pipeline.cli import main
+from pipeline.core.config import Config, RetentionConfig
+
+from .conftest import SAMPLE_LOGS
+
+AS_OF = datetime(2026, 11, 16)
+
+
+def _counts(lens: pipeline.Lens) -> dict[str, int]:
+    sql = ("SELECT (SELECT count(*) FROM log_lines) AS lines, (SELECT count(*) FROM rejects) AS rejects, "
+           "(SELECT count(*) FROM runs) AS runs, (SELECT count(*) FROM migrate_events) AS events, "
+           "(SELECT count(*) FROM ingested_sources) AS sources")
+    return lens.query(sql).to_dicts()[0]
+
+
+def test_prune_keeps_runs_events_and_findings_and_shrinks_the_file(tmp_path):
+    db = tmp_path / "w.duckdb"
+    lens = pipeline.Lens(db, out=tmp_path / "out", as_of=AS_OF)
+    lens.ingest([str(SAMPLE_LOGS)])
+    lens.analyze()
+    before = _counts(lens)
+    findings = lens.query("SELECT finding_id, status, explanation FROM findings ORDER BY finding_id").rows()
+
+    # a week of raw lines: streams quiet since before 2026-11-09 lose theirs; newer ones keep them
+    week = lens.prune(keep_days=7)
+    mid = _counts(lens)
+    assert 0 < week.lines < before["lines"] and mid["lines"] == before["lines"] - week.lines
+    assert week.streams > 0 and week.rejects == 0  # every reject was ingested today, after the cutoff
+    assert {k: mid[k] for k in ("runs", "events", "sources")} == {k: before[k] for k in ("runs", "events", "sources")}
+    assert lens.query("SELECT min(last_line_at) < TIMESTAMP '2026-11-09' AND max(last_line_at) < TIMESTAMP "
+                      "'2026-11-09' AS ok FROM pruned_streams")["ok"][0]
+
+    everything = pipeline.Lens(db, out=tmp_path / "out", as_of=datetime(2100, 1, 1)).prune(keep_days=1)
+    after = _counts(lens)
+    assert (after["lines"], after["rejects"]) == (0, 0) and everything.rejects == before["rejects"]
+    assert everything.bytes_after < everything.bytes_before
+    lens.analyze()  # history is intact: the same findings come out of events and runs alone
+    assert lens.query("SELECT finding_id, status, explanation FROM findings ORDER BY finding_id").rows() == findings
+    assert lens.report().path.exists()
+    again = lens.ingest([str(SAMPLE_LOGS)])  # unchanged sources stay skipped: pruned lines do not come back
+    assert again.sources == 0 and _counts(lens)["lines"] == 0
+
+
+def test_prune_needs_an_age(tmp_path):
+    db = str(tmp_path / "w.duckdb")
+    CliRunner().invoke(main, ["ingest", str(SAMPLE_LOGS / "events"), "--db", db])
+    result = CliRunner().invoke(main, ["prune", "--db", db])
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: prune: give --keep-days N or set [retention] keep_raw_days in the config "
+                             "file\n")
+
+
+def test_run_applies_the_configured_retention(tmp_path):
+    config = tmp_path / "lens.toml"
+    config.write_text("[retention]\nkeep_raw_days = 1\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["run", str(SAMPLE_LOGS / "events"), "--db", str(tmp_path / "w.duckdb"),
+                                       "--config", str(config), "--out", str(tmp_path / "out"), "--dry-run",
+                                       "--as-of", "2100-01-01T00:00:00Z"])
+    assert result.exit_code == 0, result.output
+    last = result.stdout.splitlines()[-1]
+    assert last.startswith("pruned raw lines before 2099-12-31 00:00: ") and "compacted" in last
+    assert RetentionConfig().keep_raw_days is None and Config().retention.compact
