@@ -36,6 +36,17 @@ class IngestConfig(_Section):
     batch_lines: int = Field(
         200_000, ge=1_000, description="Lines loaded per batch; bounds memory whatever the file size."
     )
+    group_source_bytes: int = Field(
+        8 << 20,
+        ge=0,
+        description="Sources at most this size (as listed; compressed size for .gz/.zst) are small: read whole "
+        "and stored many at a time, one transaction per group (0: every source on its own).",
+    )
+    group_lines: int = Field(
+        100_000, ge=1, description="Records per group of small sources (a source with more than batch_lines "
+        "records is stored on its own, batch by batch)."
+    )
+    group_sources: int = Field(2_000, ge=1, description="Small sources per group at most.")
     error_continuation_seconds: float = Field(
         5.0,
         gt=0,

@@ -1,20 +1,24 @@
 """Stage 1, ingest: shipped migrate logs into `log_lines` and `rejects`; changed streams queued for parse.
 
 Every record of every source ends in `log_lines` or in `rejects` with a reason. A source whose fingerprint
-is already recorded is skipped; a changed source is re-read whole, its old rows replaced.
+is already recorded is skipped (every fingerprint is looked up in one query); a changed source is re-read
+whole, its old rows replaced.
 
-Crash safety without one long transaction per source (which would pin every batch in memory until the
-commit): a source is listed in `pending_sources` while it loads and in `ingested_sources` only once all
-of it is stored; the next ingest removes the rows of any load still pending. Streams whose lines changed
-wait in `pending_streams` until their events and runs are rebuilt, so a failed rebuild is redone.
+Fleets ship thousands of small files (one short log per pod, job or CI run): small sources are read whole
+into memory, a source that cannot be read is left out, and the rest are stored in groups, one transaction
+per group (`loader.Loader.load_group`), which a kill undoes whole. A large source is stored batch by batch
+instead, so memory stays bounded whatever its size; crash safety without one long transaction (which would
+pin every batch in memory until the commit): it is listed in `pending_sources` while it loads and in
+`ingested_sources` only once all of it is stored; the next ingest removes the rows of any load still
+pending. Streams whose lines changed wait in `pending_streams` until their events and runs are rebuilt, so
+a failed rebuild is redone.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,9 +32,10 @@ from pipeline.core.errors import SourceError, WarehouseError
 from pipeline.core.redact import redact
 from pipeline.core.vocabulary import ENVELOPES
 from pipeline.ingest import envelopes
-from pipeline.ingest.batches import Batch, Reject, cloudwatch_batches, plain_batches, unrecognised_batches
-from pipeline.ingest.sources import ReadOutcome, Source, discover
-from pipeline.warehouse import execute, one, scalar, statements, transaction
+from pipeline.ingest.batches import EMPTY as _EMPTY, Batch, Pieces, reader
+from pipeline.ingest.loader import Loader, Member, Stored
+from pipeline.ingest.sources import ReadOutcome, Source, discover, read_lines
+from pipeline.warehouse import scalar, statements, transaction
 
 
 @dataclass(frozen=True)
@@ -64,84 +69,6 @@ class IngestResult:
         return "; ".join(parts)
 
 
-def _file_stream(src: Source) -> str:
-    # Docker rotates `<id>-json.log` into `<id>-json.log.1`…: one container, one stream.
-    base = re.sub(r"\.(gz|zst)$", "", src.uri)
-    base = re.sub(r"(\.log)\.\d+$", r"\1", base)
-    return "file:" + base
-
-
-class _SourceLoader:
-    """Loads the batches of one source, each batch in its own short transaction."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, config: Config, load_id: str) -> None:
-        self.con = con
-        self.config = config
-        self.load_id = load_id
-        self.store = statements("ingest/store_batch")
-
-    def params(self, src: Source, carry_ts: datetime | None, carry_origin: str | None) -> dict[str, object]:
-        hive = src.hive_labels()
-        cfg = self.config.ingest
-        return {
-            "source_uri": src.display_uri,
-            "load_id": self.load_id,
-            "file_stream": _file_stream(src),
-            "path_env": hive.get("env") or hive.get("environment"),
-            "path_service": hive.get("service") or hive.get("service_name") or hive.get("app"),
-            "path_database": hive.get("database") or hive.get("db") or hive.get("tenant"),
-            "default_env": cfg.default_env,
-            "default_service": cfg.default_service,
-            "default_database": cfg.default_database,
-            "tz": cfg.verbose_timezone,
-            "mtime": (src.modified or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None),
-            "carry_ts": carry_ts,
-            "carry_origin": carry_origin,
-        }
-
-    def _reject(self, src: Source, rows: list[Reject]) -> None:
-        table = pa.table({"line_no": pa.array([r[0] for r in rows], pa.int64()),
-                          "reason": pa.array([r[1] for r in rows], pa.string()),
-                          "raw": pa.array([r[2] for r in rows], pa.string())})
-        self.con.register("py_rejects", table)
-        try:
-            execute(self.con, "INSERT INTO rejects SELECT $source_uri, line_no, reason, left(redact(raw), 4096), "
-                              "$load_id FROM py_rejects", {"source_uri": src.display_uri, "load_id": self.load_id})
-        finally:
-            self.con.unregister("py_rejects")
-
-    def load(self, src: Source, envelope: str, batches: Iterator[Batch]) -> tuple[int, int]:
-        """Store every batch; returns (records read, records rejected)."""
-        stage = sql_text("ingest/stage").replace("{envelope}", envelopes.envelope_sql(envelope))
-        json_type = ("CASE WHEN NOT json_valid(line) THEN 'INVALID' WHEN starts_with(ltrim(line), '{') THEN 'OBJECT' "
-                     "WHEN starts_with(ltrim(line), '[') THEN 'ARRAY' ELSE 'SCALAR' END"
-                     if envelope in envelopes.JSON_ENVELOPES else "NULL::VARCHAR")
-        typed = f"CREATE OR REPLACE TEMP VIEW typed_batch AS SELECT line_no, line AS raw, {json_type} AS jtype FROM batch"
-        carry_ts, carry_origin = None, None
-        lines = rejected = 0
-        for batch in batches:
-            lines += batch.table.num_rows + len(batch.rejects)
-            rejected += len(batch.rejects)
-            try:
-                with transaction(self.con):
-                    if batch.rejects:
-                        self._reject(src, batch.rejects)
-                    if batch.table.num_rows:
-                        self.con.register("batch", batch.table)
-                        self.con.execute(typed)
-                        params = self.params(src, carry_ts, carry_origin)
-                        execute(self.con, stage, params)
-                        for statement in self.store:
-                            execute(self.con, statement, params)
-                        rejected += scalar(self.con, "SELECT count(*) FROM staged WHERE reason IS NOT NULL")
-                        if envelope == "text":  # a line without its own time takes the last one before it
-                            last = one(self.con, "SELECT ts, ts_origin FROM staged ORDER BY line_no DESC LIMIT 1")
-                            carry_ts, carry_origin = last if last else (carry_ts, carry_origin)
-            finally:
-                if batch.table.num_rows:
-                    self.con.unregister("batch")
-        return lines, rejected
-
 
 def _recover(con: duckdb.DuckDBPyConnection) -> None:
     """Remove the rows of loads that never finished (a killed ingest) and queue their streams."""
@@ -152,35 +79,27 @@ def _recover(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(statement)
 
 
-@dataclass(frozen=True)
-class _Loaded:
-    read: int
-    rejected: int
-    stored: int
-    duplicates: int
-    damaged: bool
+def _failure(src: Source, e: Exception) -> str:
+    message = str(e) if isinstance(e, SourceError) else f"{src.display_uri}: {type(e).__name__}: {e}"
+    return redact(message.splitlines()[0] if message else src.display_uri)
 
 
-def _load_source(con: duckdb.DuckDBPyConnection, loader: _SourceLoader, src: Source, fingerprint: str,
-                 kind: str, config: Config) -> _Loaded:
-    """One source, start to finish: forget its old state, load it in batches, then mark it ingested."""
-    load_id = loader.load_id
-    outcome = ReadOutcome()
-    with transaction(con):
-        for statement in statements("ingest/forget_source"):
-            execute(con, statement, {"source_uri": src.display_uri, "load_id": load_id})
-    reader = {"unknown": unrecognised_batches, "cloudwatch": cloudwatch_batches}.get(kind, plain_batches)
-    read, refused = loader.load(src, "docker" if kind == "unknown" else kind,
-                                reader(src, outcome, config.ingest.batch_lines))
-    with transaction(con):
-        for statement in statements("ingest/finish_source"):
-            execute(con, statement, {"source_uri": src.display_uri, "size_bytes": src.size, "fingerprint": fingerprint,
-                                     "format": kind, "lines": read, "rejected": refused, "damage": outcome.damage,
-                                     "load_id": load_id})
-    new, dup = one(con, "SELECT (SELECT count(*) FROM log_lines WHERE source_uri = $s AND load_id = $l), "
-                        "(SELECT duplicates FROM ingested_sources WHERE source_uri = $s)",
-                   {"s": src.display_uri, "l": load_id})
-    return _Loaded(read, refused, new, dup, outcome.damage is not None)
+def _lookup(con: duckdb.DuckDBPyConnection, prints: dict[str, str]) -> tuple[set[str], set[str]]:
+    """(sources whose fingerprint is recorded: unchanged, changed sources with rows of an earlier load), in
+    one query each, however many sources there are."""
+    con.register("candidates", pa.table({"source_uri": pa.array(list(prints), pa.string()),
+                                         "fingerprint": pa.array(list(prints.values()), pa.string())}))
+    try:
+        unchanged = {u for (u,) in con.execute(
+            "SELECT c.source_uri FROM candidates c JOIN ingested_sources i "
+            "ON i.source_uri = c.source_uri AND i.fingerprint = c.fingerprint").fetchall()}
+        had_rows = {u for (u,) in con.execute(
+            "SELECT DISTINCT source_uri FROM log_lines WHERE source_uri IN (SELECT source_uri FROM candidates) "
+            "UNION SELECT DISTINCT source_uri FROM rejects WHERE source_uri IN (SELECT source_uri FROM candidates)"
+        ).fetchall()} if len(unchanged) < len(prints) else set()
+    finally:
+        con.unregister("candidates")
+    return unchanged, had_rows - unchanged
 
 
 # Reading an object can fail for a moment (a reset connection, a throttled request): try again, from scratch.
@@ -188,21 +107,70 @@ READ_ATTEMPTS = 3
 BACKOFF_SECONDS = 0.5
 
 
-def _with_retries(con: duckdb.DuckDBPyConnection, loader: _SourceLoader, src: Source, fingerprint: str,
-                  kind: str, config: Config) -> _Loaded:
+def _retrying(src: Source, attempt_once: Callable[[], object], on_failure: Callable[[], None]) -> object:
     for attempt in range(1, READ_ATTEMPTS + 1):
         try:
-            return _load_source(con, loader, src, fingerprint, kind, config)
+            return attempt_once()
         except duckdb.Error as e:
             raise WarehouseError(f"{src.display_uri}: the warehouse refused the load: {str(e).splitlines()[0]} "
                                  "(re-run ingest; --debug for details)") from e
         except (OSError, SourceError) as e:
-            _recover(con)  # nothing half-recorded: drop what this attempt stored
+            on_failure()
             transient = not isinstance(e, (SourceError, PermissionError, FileNotFoundError))
             if not transient or attempt == READ_ATTEMPTS:
                 raise
             time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
+
+
+def _read_whole(src: Source) -> tuple[list[tuple[bytes, bool]], ReadOutcome]:
+    """All of a small source, decompressed, as read_lines pieces (retried like any read)."""
+    def once() -> tuple[list[tuple[bytes, bool]], ReadOutcome]:
+        outcome = ReadOutcome()
+        return list(read_lines(src, outcome)), outcome
+    return _retrying(src, once, lambda: None)  # type: ignore[return-value]
+
+
+def _head(pieces: Pieces) -> bytes:
+    head = b""
+    for block, _ in pieces:
+        head += block[: 262144 - len(head)]
+        if len(head) >= 262144:
+            break
+    return head
+
+
+class _Groups:
+    """Small sources waiting to be stored, one group per envelope (the staging SQL is per envelope)."""
+
+    def __init__(self, loader: Loader, config: Config) -> None:
+        self.loader = loader
+        self.lines = config.ingest.group_lines
+        self.sources = config.ingest.group_sources
+        self.waiting: dict[str, list[tuple[Member, Batch]]] = {}
+        self.records: dict[str, int] = {}
+        self.done = Stored()
+
+    def add(self, member: Member, batch: Batch) -> None:
+        env = member.envelope
+        if self.records.get(env, 0) + batch.records > self.lines:
+            self.flush(env)
+        self.waiting.setdefault(env, []).append((member, batch))
+        self.records[env] = self.records.get(env, 0) + batch.records
+        if len(self.waiting[env]) >= self.sources:
+            self.flush(env)
+
+    def flush(self, envelope: str | None = None) -> None:
+        for env in [envelope] if envelope else list(self.waiting):
+            group = self.waiting.pop(env, [])
+            self.records.pop(env, None)
+            if group:
+                try:
+                    self.done += self.loader.load_group(group)
+                except duckdb.Error as e:
+                    raise WarehouseError(f"{group[0][0].src.display_uri} and {len(group) - 1} more: the warehouse "
+                                         f"refused the load: {str(e).splitlines()[0]} (re-run ingest; --debug for "
+                                         "details)") from e
 
 
 def ingest(
@@ -226,33 +194,57 @@ def ingest(
     sources = discovery.sources
     _recover(con)
     load_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
-    loader = _SourceLoader(con, config, load_id)
-    done = skipped = lines = rejected = stored = duplicates = damaged = 0
+    loader = Loader(con, config, load_id)
+    groups = _Groups(loader, config)
+    large = Stored()
     failed: list[str] = list(discovery.unreadable)
+    prints: dict[str, str] = {}
+    readable: list[Source] = []
+    for src in sources:
+        try:
+            prints[src.display_uri] = src.fingerprint()
+            readable.append(src)
+        except (OSError, SourceError) as e:
+            failed.append(_failure(src, e))
+    unchanged, had_rows = _lookup(con, prints) if prints else (set(), set())
+    small_bytes, batch_lines = config.ingest.group_source_bytes, config.ingest.batch_lines
     with Progress(TextColumn("[bold]ingest[/] {task.description}"), BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), disable=not progress, transient=True) as bar:
-        task = bar.add_task("", total=sum(s.size for s in sources) or 1)
-        for src in sources:
-            bar.update(task, description=src.display_uri[-60:])
-            try:
-                fingerprint = src.fingerprint()
-                known = one(con, "SELECT fingerprint FROM ingested_sources WHERE source_uri = ?", [src.display_uri])
-                if known and known[0] == fingerprint:
-                    skipped += 1
-                    bar.advance(task, src.size)
-                    continue
-                kind = forced or envelopes.detect(src.head())
-                loaded = _with_retries(con, loader, src, fingerprint, kind, config)
-            except (OSError, SourceError) as e:
-                message = str(e) if isinstance(e, SourceError) else f"{src.display_uri}: {type(e).__name__}: {e}"
-                failed.append(redact(message.splitlines()[0] if message else src.display_uri))
+        task = bar.add_task("", total=sum(s.size for s in readable) or 1)
+        for src in readable:
+            if src.display_uri in unchanged:
                 bar.advance(task, src.size)
                 continue
-            done += 1
-            lines += loaded.read
-            rejected += loaded.rejected
-            stored += loaded.stored
-            duplicates += loaded.duplicates
-            damaged += loaded.damaged
+            bar.update(task, description=src.display_uri[-60:])
+            member = Member(src, prints[src.display_uri], "", src.display_uri in had_rows)
+            try:
+                if src.size <= small_bytes:
+                    pieces, outcome = _read_whole(src)
+                    member.kind = forced or envelopes.detect(_head(pieces))
+                    member.damage = outcome.damage
+                    batch = next(reader(member.kind)(pieces, outcome, 1 << 62), Batch(_EMPTY.empty_table()))
+                    if batch.records <= batch_lines:
+                        groups.add(member, batch)
+                    else:  # few bytes, many records (well compressed): batch by batch after all
+                        large += loader.load_large(member, reader(member.kind)(pieces, outcome, batch_lines), outcome)
+                else:
+                    member.kind = forced or envelopes.detect(src.head())
+                    large += _load_large(con, loader, member, batch_lines)
+            except (OSError, SourceError) as e:
+                failed.append(_failure(src, e))
             bar.advance(task, src.size)
-    return IngestResult(done, skipped, lines, stored, rejected, duplicates, damaged, tuple(failed))
+        groups.flush()
+    done = groups.done + large
+    return IngestResult(done.sources, len(unchanged), done.lines, done.stored, done.rejected, done.duplicates,
+                        done.damaged, tuple(failed))
+
+
+def _load_large(con: duckdb.DuckDBPyConnection, loader: Loader, member: Member, batch_lines: int) -> Stored:
+    """A large source streamed batch by batch; a failed read drops what it stored and starts again."""
+    def once() -> Stored:
+        outcome = ReadOutcome()
+        member.read = member.refused = 0
+        member.carry = (None, None)
+        return loader.load_large(member, reader(member.kind)(read_lines(member.src, outcome), outcome, batch_lines),
+                                 outcome)
+    return _retrying(member.src, once, lambda: _recover(con))  # type: ignore[return-value]

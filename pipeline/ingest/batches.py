@@ -1,54 +1,54 @@
-"""Reading one source into Arrow batches of (line_no, line), with the records refused before SQL."""
+"""Turning the bytes of one source into Arrow batches of (line_no, line), with the records refused before SQL.
+
+The readers take the source's pieces (`sources.read_lines`: blocks of whole lines) rather than the source,
+so a small source read whole into memory first and a large one streamed go through the same code.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
 from pipeline.core.redact import redact_fragment
-from pipeline.ingest import envelopes
-from pipeline.ingest.sources import ReadOutcome, Source, read_lines
+from pipeline.ingest.cloudwatch import cloudwatch_records
+from pipeline.ingest.sources import ReadOutcome
 
 Reject = tuple[int, str, str]  # line_no, reason, raw
+Pieces = Iterable[tuple[bytes, bool]]  # (block of whole lines, is_final), as read_lines yields them
 
 
 @dataclass
 class Batch:
-    """Lines ready for SQL (Arrow, one chunk per read block) and the records refused before SQL."""
+    """Lines ready for SQL (Arrow, one chunk per read block) and the records refused before SQL.
+
+    A line keeps its line end (`\\n`, `\\r\\n`): cutting it out would copy every block once more, and JSON
+    ignores it; SQL strips it where the text itself is used (plain text, the raw of a reject)."""
 
     table: pa.Table
     rejects: list[Reject] = field(default_factory=list)
+
+    @property
+    def records(self) -> int:
+        return self.table.num_rows + len(self.rejects)
 
 
 EMPTY = pa.schema([("line_no", pa.int64()), ("line", pa.large_string())])
 
 
 def _block_lines(block: bytes, first_line_no: int) -> tuple[pa.Array, pa.Array, list[Reject]]:
-    """One read block (whole lines) as Arrow (line_no, line) without line ends, zero-copy where it can.
+    """One read block (whole lines) as Arrow (line_no, line) over the block's own buffer, without a copy.
 
-    Newlines and the `\\r` of CRLF are cut out with numpy so SQL never trims 700-byte records one by one;
-    Arrow checks UTF-8 in bulk, and only a block that fails is split line by line to reject the bad ones.
-    """
-    buf = np.frombuffer(block, dtype=np.uint8)
-    nl = np.flatnonzero(buf == 10)
-    if len(block) and (len(nl) == 0 or nl[-1] != len(block) - 1):
-        nl = np.append(nl, len(block))  # a last line without a newline (end of file)
-        buf = np.append(buf, np.uint8(10))
-    n = len(nl)
-    has_cr = np.zeros(n, dtype=bool)
-    inner = nl > 0
-    has_cr[inner] = buf[nl[inner] - 1] == 13
-    keep = np.ones(len(buf), dtype=bool)
-    keep[nl] = False
-    keep[nl[has_cr] - 1] = False
-    data = buf[keep] if n else buf[:0]
-    ends = nl - np.arange(n) - np.cumsum(has_cr)
+    Arrow checks UTF-8 in bulk; only a block that fails is split line by line to reject the bad lines."""
+    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10) + 1
+    if len(block) and (len(ends) == 0 or ends[-1] != len(block)):
+        ends = np.append(ends, len(block))  # a last line without a newline (end of file)
+    n = len(ends)
     offsets = np.zeros(n + 1, dtype=np.int64)
     offsets[1:] = ends
-    lines = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data.tobytes()))
+    lines = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(block))
     numbers = pa.array(np.arange(first_line_no, first_line_no + n, dtype=np.int64))
     try:
         lines.validate(full=True)
@@ -65,9 +65,9 @@ def _block_lines(block: bytes, first_line_no: int) -> tuple[pa.Array, pa.Array, 
         return pa.array(good_no, pa.int64()), pa.array(good, pa.large_string()), bad
 
 
-def plain_batches(src: Source, outcome: ReadOutcome, batch_lines: int) -> Iterator[Batch]:
-    """Batches of about `batch_lines` lines, each block of the file one Arrow chunk (DuckDB scans chunks
-    in parallel; nothing is joined into one big buffer)."""
+def plain_batches(pieces: Pieces, outcome: ReadOutcome, batch_lines: int) -> Iterator[Batch]:
+    """Batches of about `batch_lines` lines, each block one Arrow chunk (DuckDB scans chunks in parallel;
+    nothing is joined into one big buffer)."""
     line_no = 1
     numbers: list[pa.Array] = []
     lines: list[pa.Array] = []
@@ -79,7 +79,7 @@ def plain_batches(src: Source, outcome: ReadOutcome, batch_lines: int) -> Iterat
                                      schema=EMPTY)
         return Batch(table, bad)
 
-    for block, final in read_lines(src, outcome):
+    for block, final in pieces:
         if final and outcome.damage and not outcome.intact:
             # The fragment the damage cut off: it may end inside a secret, so redact it as a fragment.
             bad.append((line_no, "truncated_record", redact_fragment(block.decode("utf-8", errors="replace"))))
@@ -100,31 +100,48 @@ def plain_batches(src: Source, outcome: ReadOutcome, batch_lines: int) -> Iterat
         yield flush()
 
 
-def unrecognised_batches(src: Source, outcome: ReadOutcome, batch_lines: int) -> Iterator[Batch]:
+def unrecognised_batches(pieces: Pieces, outcome: ReadOutcome, batch_lines: int) -> Iterator[Batch]:
     """JSON of no known shape: every record rejected, so nothing vanishes and `--format` can force one."""
-    for batch in plain_batches(src, outcome, batch_lines):
+    for batch in plain_batches(pieces, outcome, batch_lines):
         rows = zip(batch.table.column("line_no").to_pylist(), batch.table.column("line").to_pylist(), strict=True)
-        yield Batch(EMPTY.empty_table(), batch.rejects + [(no, "unrecognised_envelope", ln) for no, ln in rows])
+        yield Batch(EMPTY.empty_table(), batch.rejects + [(no, "unrecognised_envelope", ln.rstrip("\n").removesuffix("\r"))
+                                                          for no, ln in rows])
 
 
-def cloudwatch_batches(src: Source, outcome: ReadOutcome, batch_lines: int) -> Iterator[Batch]:
-    """CloudWatch documents are JSON values, not lines: split them into one event per record first."""
-    text = b"".join(block for block, _ in read_lines(src, outcome)).decode("utf-8", errors="surrogateescape")
+def cloudwatch_batches(pieces: Pieces, outcome: ReadOutcome, batch_lines: int) -> Iterator[Batch]:
+    """CloudWatch documents are JSON values, not lines: split them into one event per record, streaming
+    (a `filter-log-events` document of any size is never held whole)."""
+    text = (block.decode("utf-8", errors="surrogateescape") for block, _ in pieces)
     good_no: list[int] = []
     good: list[str] = []
     bad: list[Reject] = []
-    for n, (event, reason, raw) in enumerate(envelopes.cloudwatch_records(text), start=1):
+    n = 0
+
+    def flush() -> Batch:
+        return Batch(pa.table({"line_no": pa.array(good_no, pa.int64()), "line": pa.array(good, pa.large_string())}),
+                     bad)
+
+    for n, (event, reason, raw) in enumerate(cloudwatch_records(text), start=1):
         if event is None:
             bad.append((n, reason or "malformed_json", raw))
         else:
             good_no.append(n)
             good.append(event)
+            if len(good) >= batch_lines:
+                yield flush()
+                good_no, good, bad = [], [], []
     if outcome.damage:
-        if bad and bad[-1][1] == "malformed_json" and bad[-1][0] == len(good) + len(bad):
+        if bad and bad[-1][1] == "malformed_json" and bad[-1][0] == n:
             no, _, raw = bad.pop()
             bad.append((no, "truncated_record", redact_fragment(raw)))
-        bad.append((len(good) + len(bad) + 1, "truncated_compressed_stream", outcome.damage))
-    for start in range(0, max(len(good), 1), batch_lines):
-        table = pa.table({"line_no": pa.array(good_no[start : start + batch_lines], pa.int64()),
-                          "line": pa.array(good[start : start + batch_lines], pa.large_string())})
-        yield Batch(table, bad if start == 0 else [])
+        bad.append((n + 1, "truncated_compressed_stream", outcome.damage))
+    if good or bad or n == 0:
+        yield flush()
+
+
+Reader = Callable[[Pieces, ReadOutcome, int], Iterator[Batch]]
+
+
+def reader(kind: str) -> Reader:
+    """The reader for a detected format (`unknown`: every record rejected)."""
+    return {"unknown": unrecognised_batches, "cloudwatch": cloudwatch_batches}.get(kind, plain_batches)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator
 from typing import Any, Literal
 
 from pipeline.core.assets import sql_text
@@ -63,76 +61,3 @@ def detect(head: bytes) -> Detected:
 def envelope_sql(envelope: str) -> str:
     """The SELECT that unwraps `typed_batch` rows of this envelope into the common staging columns."""
     return sql_text(f"ingest/envelope_{envelope}")
-
-
-def _expand(obj: Any) -> Iterator[dict[str, Any] | None]:
-    """CloudWatch events inside one top-level JSON value; None for a value that holds none."""
-    if isinstance(obj, dict) and isinstance(obj.get("events"), list):
-        for ev in obj["events"]:
-            yield ev if isinstance(ev, dict) else None
-    elif isinstance(obj, dict) and isinstance(obj.get("logEvents"), list):
-        for ev in obj["logEvents"]:
-            if isinstance(ev, dict):
-                ev = {"logStreamName": obj.get("logStream"), "logGroupName": obj.get("logGroup"), **ev}
-                yield ev
-            else:
-                yield None
-    elif isinstance(obj, dict) and "message" in obj:
-        yield obj
-    else:
-        yield None
-
-
-def cloudwatch_records(text: str) -> Iterator[tuple[str | None, str | None, str]]:
-    """Split CloudWatch output into one JSON event each: (event_json, reject_reason, raw).
-
-    Handles pretty-printed `filter-log-events` documents, one event per line, and subscription payloads,
-    including Firehose's concatenation with no separator. Text that is not JSON is rejected line by line.
-    """
-    decoder = json.JSONDecoder()
-    pos, end = 0, len(text)
-    while pos < end:
-        newlines = 0
-        while pos < end and text[pos] in " \t\r\n":
-            if text[pos] == "\n":
-                newlines += 1
-                if newlines > 1:  # a blank line between values is a record of its own in JSON-lines files
-                    yield None, "empty_line", ""
-            pos += 1
-        if pos >= end:
-            break
-        try:
-            obj, stop = decoder.raw_decode(text, pos)
-        except (ValueError, RecursionError):
-            nl = text.find("\n", pos)
-            stop = end if nl < 0 else nl + 1
-            yield None, _bad(text[pos:stop]), _printable(text[pos:stop].rstrip("\r\n"))
-            pos = stop
-            continue
-        raw = text[pos:stop]
-        if _has_undecodable(raw):
-            yield None, "invalid_utf8", _printable(raw[:8192])
-        else:
-            for ev in _expand(obj):
-                if ev is None:
-                    reason = "json_array" if isinstance(obj, list) else "not_cloudwatch_event"
-                    yield None, reason, raw[:8192]
-                else:
-                    yield json.dumps(ev, ensure_ascii=False), None, ""
-        pos = stop
-
-
-# The file was decoded with surrogateescape: bytes that are not UTF-8 became lone surrogates.
-_UNDECODABLE = re.compile("[\udc80-\udcff]")
-
-
-def _has_undecodable(text: str) -> bool:
-    return _UNDECODABLE.search(text) is not None
-
-
-def _printable(text: str) -> str:
-    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
-
-
-def _bad(raw: str) -> str:
-    return "invalid_utf8" if _has_undecodable(raw) else "malformed_json"

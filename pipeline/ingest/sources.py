@@ -13,6 +13,7 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,7 +41,7 @@ class Source:
     compression: str | None
     fs: Any  # fsspec filesystem
 
-    @property
+    @cached_property
     def display_uri(self) -> str:
         return redact(self.uri)
 

@@ -1,13 +1,13 @@
 -- Docker json-file: {"log":"…\n","stream":"stderr","time":"…Z"[,"attrs":{…}]}. One file = one container.
 -- A `log` without its trailing newline is a piece of a line over 16 KiB (joined when parsed).
 SELECT
-    line_no, raw, jtype,
+    src, line_no, raw, json_ok,
     f[1] IS NOT NULL AS has_message,
     regexp_replace(f[1], '\r?\n$', '') AS message,
     f[2] IS NOT NULL AS has_time,
     lens_ts(f[2]) AS ts,
     'envelope' AS ts_origin,
-    $file_stream AS stream_key,
+    file_stream AS stream_key,
     coalesce(f[3], f[6]) AS env,
     coalesce(f[4], f[7]) AS service,
     coalesce(f[5], f[8]) AS database,
@@ -17,10 +17,9 @@ SELECT
     NULL::VARCHAR AS extra_reason,
     false AS whole
 FROM (
-    SELECT line_no, raw, jtype,
-        CASE WHEN jtype = 'OBJECT' THEN json_extract_string(raw, [
+    SELECT src, line_no, raw, file_stream, f, f IS NOT NULL AS json_ok
+    FROM (SELECT *, try(json_extract_string(raw, [
             '$.log', '$.time', '$.env', '$.service', '$.database',
             '$.attrs.env', '$.attrs.service', '$.attrs.database'
-        ]) END AS f
-    FROM typed_batch
+        ])) AS f FROM typed_batch)
 )

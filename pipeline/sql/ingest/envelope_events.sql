@@ -1,13 +1,13 @@
 -- The project's own format, migrate-lens/v1: run_start (command, args), line (one physical migrate
 -- line), run_end (exit_code, signal). Stream = run_id, which the wrapper guarantees is one process.
 SELECT
-    line_no, raw, jtype,
+    src, line_no, raw, json_ok,
     f[6] <> 'line' OR f[7] IS NOT NULL AS has_message,
     coalesce(f[7], '') AS message,
     f[2] IS NOT NULL AS has_time,
     lens_ts(f[2]) AS ts,
     'envelope' AS ts_origin,
-    'run:' || coalesce(f[3], $file_stream) AS stream_key,
+    'run:' || coalesce(f[3], file_stream) AS stream_key,
     f[4] AS env,
     f[5] AS service,
     f[8] AS database,
@@ -24,10 +24,9 @@ SELECT
     END AS extra_reason,
     false AS whole
 FROM (
-    SELECT line_no, raw, jtype,
-        CASE WHEN jtype = 'OBJECT' THEN json_extract_string(raw, [
+    SELECT src, line_no, raw, file_stream, f, f IS NOT NULL AS json_ok
+    FROM (SELECT *, try(json_extract_string(raw, [
             '$.schema', '$.ts', '$.run_id', '$.env', '$.service', '$.event', '$.line', '$.database',
             '$.command', '$.exit_code', '$.signal'
-        ]) END AS f
-    FROM typed_batch
+        ])) AS f FROM typed_batch)
 )

@@ -1,7 +1,7 @@
 -- Kubernetes via Fluent Bit / Fluentd: {"time"|"@timestamp"|"date", "stream", "_p"|"logtag", "log",
 -- "kubernetes":{pod_name, namespace_name, container_name, labels{…}}}. Stream = pod + container.
 SELECT
-    line_no, raw, jtype,
+    src, line_no, raw, json_ok,
     f[1] IS NOT NULL AS has_message,
     regexp_replace(f[1], '\r?\n$', '') AS message,
     coalesce(f[2], f[3], f[4]) IS NOT NULL AS has_time,
@@ -9,7 +9,7 @@ SELECT
     'envelope' AS ts_origin,
     CASE WHEN f[5] IS NOT NULL
          THEN 'k8s:' || coalesce(f[6], '') || '/' || f[5] || '/' || coalesce(f[7], '')
-         ELSE $file_stream END AS stream_key,
+         ELSE file_stream END AS stream_key,
     coalesce(f[8], f[9], f[10]) AS env,
     coalesce(f[11], f[12], f[13], f[14], f[15]) AS service,
     coalesce(f[16], f[17], f[18], f[19]) AS database,
@@ -19,8 +19,8 @@ SELECT
     NULL::VARCHAR AS extra_reason,
     false AS whole
 FROM (
-    SELECT line_no, raw, jtype,
-        CASE WHEN jtype = 'OBJECT' THEN json_extract_string(raw, [
+    SELECT src, line_no, raw, file_stream, f, f IS NOT NULL AS json_ok
+    FROM (SELECT *, try(json_extract_string(raw, [
             '$.log', '$.time', '$."@timestamp"', '$.date',
             '$.kubernetes.pod_name', '$.kubernetes.namespace_name', '$.kubernetes.container_name',
             '$.env', '$.kubernetes.labels.env', '$.kubernetes.labels.environment',
@@ -28,6 +28,5 @@ FROM (
             '$.kubernetes.labels.app', '$.kubernetes.labels."app.kubernetes.io/name"',
             '$.database', '$.kubernetes.labels.database', '$.kubernetes.labels.db', '$.kubernetes.labels.tenant',
             '$._p', '$.logtag'
-        ]) END AS f
-    FROM typed_batch
+        ])) AS f FROM typed_batch)
 )

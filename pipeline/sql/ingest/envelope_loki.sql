@@ -1,7 +1,7 @@
 -- Grafana Loki `logcli --output=jsonl`: {"labels":{…},"line":"…","timestamp":"…"}. Without a cri/docker
 -- stage in Promtail/Alloy, `line` is still a raw CRI line or a Docker JSON record: unwrap both.
 SELECT
-    line_no, raw, jtype,
+    src, line_no, raw, json_ok,
     f[1] IS NOT NULL AS has_message,
     CASE
         WHEN regexp_matches(f[1], '^\d{4}-\d\d-\d\dT\S+ (stdout|stderr) [FP] ')
@@ -17,7 +17,7 @@ SELECT
         WHEN coalesce(f[3], f[5]) IS NOT NULL
             THEN 'loki:' || coalesce(f[15], '') || '/' || coalesce(f[3], f[5]) || '/' || coalesce(f[4], '')
         WHEN f[16] IS NOT NULL THEN 'loki:' || f[16]
-        ELSE $file_stream END AS stream_key,
+        ELSE file_stream END AS stream_key,
     coalesce(f[6], f[7]) AS env,
     coalesce(f[8], f[9], f[10], f[11]) AS service,
     coalesce(f[12], f[13], f[14]) AS database,
@@ -27,14 +27,13 @@ SELECT
     NULL::VARCHAR AS extra_reason,
     false AS whole
 FROM (
-    SELECT line_no, raw, jtype,
-        CASE WHEN jtype = 'OBJECT' THEN json_extract_string(raw, [
+    SELECT src, line_no, raw, file_stream, f, f IS NOT NULL AS json_ok
+    FROM (SELECT *, try(json_extract_string(raw, [
             '$.line', '$.timestamp',
             '$.labels.pod', '$.labels.container', '$.labels.instance',
             '$.labels.env', '$.labels.environment',
             '$.labels.service', '$.labels.service_name', '$.labels.app', '$.labels."app.kubernetes.io/name"',
             '$.labels.database', '$.labels.db', '$.labels.tenant',
             '$.labels.namespace', '$.labels'
-        ]) END AS f
-    FROM typed_batch
+        ])) AS f FROM typed_batch)
 )

@@ -1,18 +1,18 @@
 -- Plain text: CRI node files (`TS stderr F msg`, P = partial), CloudWatch S3 export lines (`TS msg`),
--- or bare migrate output. A line without a timestamp of its own takes the last one before it (SQL bodies
--- of multi-line errors, the export's multi-line messages), else migrate's -verbose prefix, else the
--- file's modification time.
+-- or bare migrate output. A line without a timestamp of its own takes the last one before it in its source
+-- (SQL bodies of multi-line errors, the export's multi-line messages), else migrate's -verbose prefix, else
+-- the file's modification time.
 WITH parts AS (
     SELECT
-        line_no, raw,
+        src, line_no, raw, file_stream, mtime, carry_ts, carry_origin,
         regexp_extract(raw, '^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)) (stdout|stderr) ([FP]) ?(.*)$',
             ['ts', 'stream', 'tag', 'msg']) AS cri,
         regexp_extract(raw, '^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) (.*)$', ['ts', 'msg']) AS export,
         regexp_extract(raw, '^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) ', 1) AS vts
-    FROM typed_batch
+    FROM (SELECT * REPLACE (regexp_replace(raw, '\r?\n?$', '') AS raw) FROM typed_batch)
 ), own AS (
     SELECT
-        line_no, raw,
+        src, line_no, raw, file_stream, mtime, carry_ts, carry_origin,
         CASE WHEN cri.ts <> '' THEN cri.msg WHEN export.ts <> '' THEN export.msg ELSE raw END AS message,
         CASE
             WHEN cri.ts <> '' THEN lens_ts(cri.ts)
@@ -24,13 +24,13 @@ WITH parts AS (
     FROM parts
 )
 SELECT
-    line_no, raw, NULL::VARCHAR AS jtype,
+    src, line_no, raw, NULL::BOOLEAN AS json_ok,
     true AS has_message,
     message,
     true AS has_time,
-    coalesce(last_value(own_ts IGNORE NULLS) OVER w, $carry_ts, $mtime) AS ts,
-    coalesce(last_value(own_origin IGNORE NULLS) OVER w, $carry_origin, 'mtime') AS ts_origin,
-    $file_stream AS stream_key,
+    coalesce(last_value(own_ts IGNORE NULLS) OVER w, carry_ts, mtime) AS ts,
+    coalesce(last_value(own_origin IGNORE NULLS) OVER w, carry_origin, 'mtime') AS ts_origin,
+    file_stream AS stream_key,
     NULL::VARCHAR AS env, NULL::VARCHAR AS service, NULL::VARCHAR AS database,
     coalesce(partial, false) AS partial,
     'line' AS record,
@@ -38,4 +38,4 @@ SELECT
     NULL::VARCHAR AS extra_reason,
     false AS whole
 FROM own
-WINDOW w AS (ORDER BY line_no ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+WINDOW w AS (PARTITION BY src ORDER BY line_no ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)

@@ -1,15 +1,17 @@
--- Stage one batch: unwrap the envelope (the placeholder below is one of sql/envelope_*.sql), decide accept or
--- reject per record, fill metadata (record > labels > path > config), redact, and key each line.
+-- Stage one batch of one or more sources: unwrap the envelope (the placeholder below is one of
+-- sql/ingest/envelope_*.sql), decide accept or reject per record, fill metadata (record > labels > path >
+-- config), redact, and key each line. `batch_sources` holds what is per source (one row per `src`).
 CREATE OR REPLACE TEMP TABLE staged AS
 WITH e AS (
     {envelope}
 ), r AS (
     SELECT *,
         CASE
-            WHEN jtype IS NOT NULL AND regexp_full_match(raw, '\s*') THEN 'empty_line'
-            WHEN jtype = 'INVALID' THEN 'malformed_json'
-            WHEN jtype = 'ARRAY' THEN 'json_array'
-            WHEN jtype IS NOT NULL AND jtype <> 'OBJECT' THEN 'not_an_object'
+            -- json_ok is NULL for plain text; false where the record is not JSON
+            WHEN NOT json_ok AND regexp_full_match(raw, '\s*') THEN 'empty_line'
+            WHEN NOT json_ok THEN 'malformed_json'
+            WHEN json_ok AND NOT starts_with(raw, '{') AND NOT starts_with(ltrim(raw), '{') THEN
+                CASE WHEN starts_with(ltrim(raw), '[') THEN 'json_array' ELSE 'not_an_object' END
             WHEN extra_reason IS NOT NULL THEN extra_reason
             WHEN NOT has_message THEN 'no_message'
             WHEN NOT has_time THEN 'no_time'
@@ -18,19 +20,21 @@ WITH e AS (
     FROM e
 )
 SELECT
-    line_no,
+    r.src,
+    r.line_no,
     reason,
-    CASE WHEN reason IS NOT NULL THEN left(redact(raw), 4096) END AS raw,
+    -- the record without its line end, redacted before it is cut (a cut can split a secret)
+    CASE WHEN reason IS NOT NULL THEN left(redact(regexp_replace(raw, '\r?\n?$', '')), 4096) END AS raw,
     ts,
     ts_origin,
     redact(stream_key) AS stream_key,
-    coalesce(nullif(env, ''), $path_env, $default_env) AS env,
-    coalesce(nullif(service, ''), $path_service, $default_service) AS service,
-    coalesce(nullif(database, ''), $path_database, $default_database) AS database,
+    coalesce(nullif(env, ''), s.path_env, $default_env) AS env,
+    coalesce(nullif(service, ''), s.path_service, $default_service) AS service,
+    coalesce(nullif(database, ''), s.path_database, $default_database) AS database,
     -- migrate's Printf formats end in a newline; shippers keep it (and a TTY's \r) or not.
     CASE WHEN reason IS NULL THEN redact(rtrim(message, chr(13) || chr(10))) END AS message,
     partial,
     record,
     redact(attrs) AS attrs,
     whole
-FROM r;
+FROM r JOIN batch_sources s USING (src);

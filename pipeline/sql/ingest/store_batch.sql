@@ -1,38 +1,57 @@
 -- Store the staged batch: rejects as they are, accepted lines keyed by content so that a line seen twice
 -- (overlapping Loki or CloudWatch exports of one window) is stored once. The occurrence number keeps
 -- genuinely repeated lines of one source (two identical SQL lines at one timestamp) apart.
+-- Parameters: $load_id; $lo, $hi: the batch's time range (a stored line with the same id has the same
+-- time, so only that range of log_lines is read); $grouped: the batch holds several sources.
 INSERT INTO rejects
-SELECT $source_uri, line_no, reason, raw, $load_id FROM staged WHERE reason IS NOT NULL;
+SELECT s.source_uri, t.line_no, t.reason, t.raw, $load_id FROM staged t JOIN batch_sources s USING (src)
+WHERE t.reason IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE keyed AS
 WITH h AS (
-    SELECT *, md5(concat_ws(chr(31), stream_key, coalesce(strftime(ts, '%Y-%m-%dT%H:%M:%S.%f'), ''),
-                            record, message)) AS content_hash
+    SELECT * EXCLUDE (reason, raw),
+        md5(concat_ws(chr(31), stream_key, coalesce(strftime(ts, '%Y-%m-%dT%H:%M:%S.%f'), ''), record, message))
+            AS content_hash
     FROM staged WHERE reason IS NULL
 ), repeated AS (
-    -- Almost every line is unique; only repeated ones (in this batch or earlier batches of the source)
-    -- need an occurrence number.
-    SELECT content_hash FROM h GROUP BY content_hash HAVING count(*) > 1
-    UNION SELECT content_hash FROM source_seen
-), numbered AS (
-    SELECT h.*, row_number() OVER (PARTITION BY h.content_hash ORDER BY h.line_no) - 1
-                + coalesce((SELECT sum(n) FROM source_seen s WHERE s.content_hash = h.content_hash), 0) AS occurrence
-    FROM h WHERE content_hash IN (SELECT content_hash FROM repeated)
+    -- Almost every line is unique; only lines repeated within their source (in this batch, or in earlier
+    -- batches of a large source) need an occurrence number.
+    SELECT src, content_hash, sum(before) AS before FROM (
+        SELECT src, content_hash, 0 AS before FROM h GROUP BY src, content_hash HAVING count(*) > 1
+        UNION ALL
+        SELECT src, content_hash, n FROM source_seen WHERE ts BETWEEN $lo AND $hi
+    ) GROUP BY src, content_hash
+), ided AS (
+    SELECT *, content_hash AS line_id FROM h ANTI JOIN repeated USING (src, content_hash)
+    UNION ALL
+    SELECT * EXCLUDE (occurrence, before),
+        CASE WHEN occurrence = 0 THEN content_hash ELSE md5(content_hash || ':' || occurrence) END
+    FROM (
+        SELECT h.*, r.before, row_number() OVER (PARTITION BY h.src, h.content_hash ORDER BY h.line_no) - 1 + r.before
+            AS occurrence
+        FROM h JOIN repeated r USING (src, content_hash)
+    )
+), firsts AS (
+    -- a line in two sources of one group is stored by the first of them
+    SELECT line_id, min(src) AS src FROM ided WHERE $grouped GROUP BY line_id HAVING count(*) > 1
 )
-SELECT *, 0 AS occurrence, content_hash AS line_id FROM h WHERE content_hash NOT IN (SELECT content_hash FROM repeated)
-UNION ALL
-SELECT *, CASE WHEN occurrence = 0 THEN content_hash ELSE md5(content_hash || ':' || occurrence) END AS line_id
-FROM numbered;
+SELECT i.*,
+    NOT EXISTS (SELECT 1 FROM log_lines l WHERE l.ts BETWEEN $lo AND $hi AND l.line_id = i.line_id)
+    AND (f.src IS NULL OR f.src = i.src) AS new
+FROM ided i LEFT JOIN firsts f USING (line_id);
 
 INSERT INTO log_lines
-SELECT line_id, $source_uri, line_no, ts, ts_origin, stream_key, env, service, database, message,
-       partial, record, attrs, $load_id, whole
-FROM keyed k
-WHERE NOT EXISTS (SELECT 1 FROM log_lines l WHERE l.line_id = k.line_id);
+SELECT k.line_id, s.source_uri, k.line_no, k.ts, k.ts_origin, k.stream_key, k.env, k.service, k.database, k.message,
+       k.partial, k.record, k.attrs, $load_id, k.whole
+FROM keyed k JOIN batch_sources s USING (src)
+WHERE k.new;
 
 INSERT INTO pending_streams SELECT DISTINCT stream_key FROM keyed
-WHERE stream_key NOT IN (SELECT stream_key FROM pending_streams);
+WHERE new AND stream_key NOT IN (SELECT stream_key FROM pending_streams);
 
-INSERT INTO source_seen SELECT content_hash, count(*) FROM keyed GROUP BY ALL;
-
-INSERT INTO source_ids SELECT line_id FROM keyed;
+INSERT INTO load_counts
+SELECT src, sum(rejected), sum(inserted) FROM (
+    SELECT src, count(*) AS rejected, 0 AS inserted FROM staged WHERE reason IS NOT NULL GROUP BY src
+    UNION ALL
+    SELECT src, 0, count(*) FILTER (WHERE new) FROM keyed GROUP BY src
+) GROUP BY src;
