@@ -273,3 +273,21 @@ def test_an_unreadable_sub_folder_is_listed_as_failed_and_read_on_the_next_run(t
     second = subprocess.run(cmd, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
     assert second.stdout.startswith("ingested 1 source; skipped 1 unchanged; 7 lines")
+
+
+# ---------------------------------------------------------------- a time outside the plausible window
+
+@pytest.mark.parametrize("when", ["0000-01-01T00:00:00Z", "-0044-03-15T12:00:00Z", "1999-12-31T23:59:59Z",
+                                  "2999-01-01T00:00:00Z"])
+def test_a_record_time_outside_the_plausible_window_is_rejected_and_later_runs_work(tmp_path, when):
+    good = '{"log":"1/u add_users (2ms)\\n","stream":"stderr","time":"2026-11-12T10:00:01Z"}\n'
+    bad = good.replace("2026-11-12T10:00:01Z", when).replace("1/u add_users", "2/u add_orders")
+    (tmp_path / "c0ffee-json.log").write_text(good + bad, encoding="utf-8")
+    db = str(tmp_path / "w.duckdb")
+    loaded = _cli("ingest", str(tmp_path / "c0ffee-json.log"), "--db", db)
+    assert loaded.exit_code == 0 and "2 lines (1 new, 0 duplicate, 1 rejected)" in loaded.stdout
+    rejected = _cli("query", "SELECT line_no, reason FROM rejects", "--format", "csv", "--db", db).stdout
+    assert rejected == "line_no,reason\n2,bad_time\n"
+    for command in (["analyze"], ["run", str(tmp_path / "c0ffee-json.log"), "--dry-run"]):
+        later = _cli(*command, "--db", db, "--out", str(tmp_path / "out"), *CLOCK)
+        assert later.exit_code == 0, later.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import tomllib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -53,12 +54,26 @@ class IngestConfig(_Section):
         description="Lines without a verbose prefix that arrive within this many seconds of the previous one "
         "continue a multi-line migrate error (its SQL body).",
     )
+    earliest_time: datetime = Field(
+        datetime(2000, 1, 1), description="Records with an earlier time are rejected as `bad_time` (UTC)."
+    )
+    max_future_hours: float = Field(
+        24.0, ge=0, description="Records more than this many hours past the wall clock (not --as-of) are rejected "
+        "as `bad_time`.",
+    )
     run_gap_minutes: float = Field(
         60.0,
         gt=0,
         description="Silence within one stream longer than this starts a new migrate run, even without a "
         "terminal line (a restarted container that reuses its stream).",
     )
+
+    def time_window(self) -> dict[str, datetime]:
+        """The plausible times of a record, as SQL parameters: `earliest_time`, `latest_time` (naive UTC)."""
+        earliest = self.earliest_time if self.earliest_time.tzinfo is None else \
+            self.earliest_time.astimezone(UTC).replace(tzinfo=None)
+        latest = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=self.max_future_hours)
+        return {"earliest_time": earliest, "latest_time": latest}
 
 
 class WarehouseConfig(_Section):

@@ -172,7 +172,7 @@ class Loader:
             con.execute(_TYPED)
             execute(con, sql_text("ingest/stage").replace("{envelope}", envelopes.envelope_sql(envelope)), {
                 "tz": cfg.verbose_timezone, "default_env": cfg.default_env, "default_service": cfg.default_service,
-                "default_database": cfg.default_database})
+                "default_database": cfg.default_database, **cfg.time_window()})
             lo, hi = one(con, "SELECT min(ts), max(ts) FROM staged WHERE reason IS NULL") or (None, None)
             self._run("ingest/store_batch", lo=lo, hi=hi, grouped=grouped)
             if seen:

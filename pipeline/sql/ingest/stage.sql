@@ -15,7 +15,9 @@ WITH e AS (
             WHEN extra_reason IS NOT NULL THEN extra_reason
             WHEN NOT has_message THEN 'no_message'
             WHEN NOT has_time THEN 'no_time'
-            WHEN ts IS NULL THEN 'bad_time'
+            -- outside the plausible window ([ingest] earliest_time, max_future past the wall clock): a year-0
+            -- or far-future time would break every later analysis, so it never reaches log_lines
+            WHEN ts IS NULL OR ts < $earliest_time OR ts > $latest_time THEN 'bad_time'
         END AS reason
     FROM e
 )
