@@ -291,3 +291,25 @@ def test_a_record_time_outside_the_plausible_window_is_rejected_and_later_runs_w
     for command in (["analyze"], ["run", str(tmp_path / "c0ffee-json.log"), "--dry-run"]):
         later = _cli(*command, "--db", db, "--out", str(tmp_path / "out"), *CLOCK)
         assert later.exit_code == 0, later.output
+
+
+def test_an_unexpected_failure_reading_one_source_names_it_and_the_others_load(tmp_path, monkeypatch):
+    from pipeline.ingest import envelopes
+
+    real = envelopes.detect
+
+    def surprise(head: bytes):  # failure injection: a bug or an input nobody foresaw, in one source only
+        if b"syntax error" in head:
+            raise ValueError("a surprise")
+        return real(head)
+
+    monkeypatch.setattr(envelopes, "detect", surprise)
+    db = str(tmp_path / "w.duckdb")
+    result = _cli("ingest", str(CAPTURES / "0012_up.txt"), str(CAPTURES / "0033_up_syntax_error.txt"), "--db", db)
+    assert result.exit_code == 1
+    assert result.stdout.startswith("ingested 1 source; skipped 0 unchanged; 6 lines (6 new")
+    assert result.stderr == (f"Error: {CAPTURES / '0033_up_syntax_error.txt'}: ValueError: a surprise; every other "
+                             "source was ingested, and these are retried on the next run\n")
+    monkeypatch.setattr(envelopes, "detect", real)
+    again = _cli("ingest", str(CAPTURES / "0012_up.txt"), str(CAPTURES / "0033_up_syntax_error.txt"), "--db", db)
+    assert again.exit_code == 0 and again.stdout.startswith("ingested 1 source; skipped 1 unchanged")

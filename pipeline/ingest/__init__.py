@@ -28,7 +28,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from pipeline.core.assets import sql_text
 from pipeline.core.config import Config
-from pipeline.core.errors import SourceError, WarehouseError
+from pipeline.core.errors import LensError, SourceError, WarehouseError
 from pipeline.core.redact import redact
 from pipeline.core.vocabulary import ENVELOPES
 from pipeline.ingest import envelopes
@@ -231,6 +231,11 @@ def ingest(
                     member.kind = forced or envelopes.detect(src.head())
                     large += _load_large(con, loader, member, batch_lines)
             except (OSError, SourceError) as e:
+                failed.append(_failure(src, e))
+            except LensError:
+                raise
+            except Exception as e:  # noqa: BLE001 - one source's surprise must not stop the others, now or later
+                _recover(con)  # nothing half-recorded from it; it is named in `failed` and read again next run
                 failed.append(_failure(src, e))
             bar.advance(task, src.size)
         groups.flush()
