@@ -313,3 +313,18 @@ def test_an_unexpected_failure_reading_one_source_names_it_and_the_others_load(t
     monkeypatch.setattr(envelopes, "detect", real)
     again = _cli("ingest", str(CAPTURES / "0012_up.txt"), str(CAPTURES / "0033_up_syntax_error.txt"), "--db", db)
     assert again.exit_code == 0 and again.stdout.startswith("ingested 1 source; skipped 1 unchanged")
+
+
+def test_two_paths_differing_only_in_a_masked_segment_are_two_sources(tmp_path):
+    logs = tmp_path / "logs"
+    for secret in ("s3cr3t-one", "s3cr3t-two"):  # a secret-looking folder name: redacted when stored
+        folder = logs / f"token={secret}"
+        folder.mkdir(parents=True)
+        (folder / "0012_up.txt").write_bytes((CAPTURES / "0012_up.txt").read_bytes())
+    db = str(tmp_path / "w.duckdb")
+    result = _cli("ingest", str(logs), "--db", db)
+    assert result.exit_code == 0 and result.stdout.startswith("ingested 2 sources"), result.output
+    uris = _cli("query", "SELECT source_uri FROM ingested_sources ORDER BY 1", "--format", "csv", "--db", db).stdout
+    assert "s3cr3t" not in uris and len(set(uris.splitlines()[1:])) == 2
+    again = _cli("ingest", str(logs), "--db", db)
+    assert again.stdout.startswith("ingested 0 sources; skipped 2 unchanged")

@@ -43,7 +43,12 @@ class Source:
 
     @cached_property
     def display_uri(self) -> str:
-        return redact(self.uri)
+        """The location as stored and shown: redacted. When redaction changed it, a short digest of the real
+        location keeps two sources apart that differ only in a masked segment (the identity is the real one)."""
+        shown = redact(self.uri)
+        if shown != self.uri:
+            shown += f" #{hashlib.sha256(self.uri.encode()).hexdigest()[:10]}"
+        return shown
 
     def hive_labels(self) -> dict[str, str]:
         """`key=value` segments of the path (`…/env=prod/service=orders/…`)."""
