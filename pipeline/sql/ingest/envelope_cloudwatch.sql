@@ -5,7 +5,7 @@ SELECT
     src, line_no, raw, json_ok,
     f[1] IS NOT NULL AS has_message,
     CASE WHEN starts_with(f[1], '{') AND json_valid(f[1]) AND json_extract_string(f[1], '$.log') IS NOT NULL
-         THEN regexp_replace(json_extract_string(f[1], '$.log'), '\r?\n$', '')
+         THEN json_extract_string(f[1], '$.log')
          ELSE f[1] END AS message,
     f[2] IS NOT NULL AS has_time,
     lens_ts(f[2]) AS ts,

@@ -3,7 +3,7 @@
 SELECT
     src, line_no, raw, json_ok,
     f[1] IS NOT NULL AS has_message,
-    regexp_replace(f[1], '\r?\n$', '') AS message,
+    f[1] AS message,  -- its line end is cut when staged
     f[2] IS NOT NULL AS has_time,
     lens_ts(f[2]) AS ts,
     'envelope' AS ts_origin,

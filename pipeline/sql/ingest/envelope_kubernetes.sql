@@ -3,7 +3,7 @@
 SELECT
     src, line_no, raw, json_ok,
     f[1] IS NOT NULL AS has_message,
-    regexp_replace(f[1], '\r?\n$', '') AS message,
+    f[1] AS message,  -- its line end is cut when staged
     coalesce(f[2], f[3], f[4]) IS NOT NULL AS has_time,
     lens_ts(coalesce(f[2], f[3], f[4])) AS ts,
     'envelope' AS ts_origin,

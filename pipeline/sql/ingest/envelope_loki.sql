@@ -7,7 +7,7 @@ SELECT
         WHEN regexp_matches(f[1], '^\d{4}-\d\d-\d\dT\S+ (stdout|stderr) [FP] ')
             THEN regexp_replace(f[1], '^\S+ (stdout|stderr) [FP] ?', '')
         WHEN starts_with(f[1], '{"log":') AND json_valid(f[1])
-            THEN regexp_replace(json_extract_string(f[1], '$.log'), '\r?\n$', '')
+            THEN json_extract_string(f[1], '$.log')
         ELSE f[1]
     END AS message,
     f[2] IS NOT NULL AS has_time,

@@ -29,7 +29,7 @@ SELECT
     CASE WHEN reason IS NOT NULL THEN left(redact(regexp_replace(raw, '\r?\n?$', '')), 4096) END AS raw,
     ts,
     ts_origin,
-    redact(stream_key) AS stream_key,
+    stream_key,  -- redacted when keyed (store_batch.sql): once per distinct key, not once per line
     coalesce(nullif(env, ''), s.path_env, $default_env) AS env,
     coalesce(nullif(service, ''), s.path_service, $default_service) AS service,
     coalesce(nullif(database, ''), s.path_database, $default_database) AS database,

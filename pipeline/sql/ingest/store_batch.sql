@@ -8,11 +8,14 @@ SELECT s.source_uri, t.line_no, t.reason, t.raw, $load_id FROM staged t JOIN bat
 WHERE t.reason IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE keyed AS
-WITH h AS (
-    SELECT * EXCLUDE (reason, raw),
-        md5(concat_ws(chr(31), stream_key, coalesce(strftime(ts, '%Y-%m-%dT%H:%M:%S.%f'), ''), record, message))
+WITH keys AS (
+    -- a batch holds few streams: each key is redacted once, not once per line
+    SELECT stream_key, redact(stream_key) AS redacted FROM (SELECT DISTINCT stream_key FROM staged WHERE reason IS NULL)
+), h AS (
+    SELECT t.* EXCLUDE (reason, raw, stream_key), k.redacted AS stream_key,
+        md5(concat_ws(chr(31), k.redacted, coalesce(strftime(t.ts, '%Y-%m-%dT%H:%M:%S.%f'), ''), t.record, t.message))
             AS content_hash
-    FROM staged WHERE reason IS NULL
+    FROM staged t LEFT JOIN keys k USING (stream_key) WHERE t.reason IS NULL
 ), repeated AS (
     -- Almost every line is unique; only lines repeated within their source (in this batch, or in earlier
     -- batches of a large source) need an occurrence number.

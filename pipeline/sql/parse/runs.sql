@@ -1,5 +1,14 @@
 -- Rebuild runs for the streams in `touched_streams` from migrate_events and, for the migrate-lens/v1
--- format, the wrapper's run_start / run_end records. Then re-chain from/to versions per database.
+-- format, the wrapper's run_start / run_end records. Then re-chain from/to versions per database, from the
+-- first run that changed on: the rest of the warehouse's history is read only where a run needs it (the last
+-- version a database showed before the change, the versions its service is known to have).
+
+-- Where the touched streams' runs were: the chains of those databases change from there on.
+CREATE OR REPLACE TEMP TABLE touched_runs AS
+SELECT env, service, database, CASE WHEN database = 'unknown' THEN stream_key ELSE database END AS scope,
+       {'at': started_at, 'id': run_id} AS pos
+FROM runs WHERE stream_key IN (SELECT stream_key FROM touched_streams);
+
 DELETE FROM runs WHERE stream_key IN (SELECT stream_key FROM touched_streams);
 
 INSERT INTO runs BY NAME
@@ -116,14 +125,20 @@ WITH ev AS (
             WHEN error_class = 'no_migration' THEN 'nil'   -- `version` on a database with no version
         END AS shown_by
     FROM judged
+), known AS (   -- the versions the services of the downs are known to have, each with when it first was
+    SELECT service, CASE WHEN service = 'unknown' THEN stream_key END AS stream_key, version, min(ts) AS first_ts
+    FROM migrate_events
+    WHERE kind IN ('applied', 'version', 'dirty') AND version >= 0
+      AND service IN (SELECT service FROM seen WHERE shown_by = 'down')
+    GROUP BY ALL
 ), reached AS (   -- after a down: the highest version known below its last step
     SELECT d.run_id, max(k.version) AS version
     FROM seen d
-    JOIN migrate_events k
-      ON k.service = d.service AND k.version BETWEEN 0 AND d.last_applied_v - 1 AND k.ts <= d.ended_at
+    JOIN known k
+      ON k.service = d.service AND k.version <= d.last_applied_v - 1 AND k.first_ts <= d.ended_at
          -- an unknown service mixes unrelated services' versions: only the run's own stream counts
          AND (d.service <> 'unknown' OR k.stream_key = d.stream_key)
-    WHERE d.shown_by = 'down' AND k.kind IN ('applied', 'version', 'dirty')
+    WHERE d.shown_by = 'down'
     GROUP BY d.run_id
 )
 SELECT
@@ -156,23 +171,63 @@ SELECT
     NULL::TIMESTAMP AS next_dirty_at
 FROM seen LEFT JOIN reached USING (run_id);
 
+-- ...where they are now, and the failures whose version is still unknown in those services: the changed
+-- evidence may name it now.
+INSERT INTO touched_runs
+SELECT env, service, database, CASE WHEN database = 'unknown' THEN stream_key ELSE database END,
+       {'at': started_at, 'id': run_id}
+FROM runs WHERE stream_key IN (SELECT stream_key FROM touched_streams);
+
+INSERT INTO touched_runs
+SELECT env, service, database, CASE WHEN database = 'unknown' THEN stream_key ELSE database END,
+       {'at': started_at, 'id': run_id}
+FROM runs
+WHERE outcome = 'failed' AND dirty_version IS NULL AND service IN (SELECT service FROM touched_runs)
+  AND stream_key NOT IN (SELECT stream_key FROM touched_streams);
+
+-- Per database (`scope`; an unknown database is its stream), the first run that changed, and what the runs
+-- before it hand on: the last version shown, and the dirty version the logs show for the run just before.
+CREATE OR REPLACE TEMP TABLE rechain AS
+WITH first_changed AS (
+    SELECT env, service, scope, min(pos) AS since FROM touched_runs GROUP BY env, service, scope
+)
+SELECT f.env, f.service, f.scope, f.since,
+    -- in a struct, so that a shown "no version" (NULL) is not skipped like a run that shows nothing
+    arg_max({'v': r.version_seen}, {'at': r.started_at, 'id': r.run_id}) FILTER (WHERE r.version_shown) AS shown,
+    arg_max({'d': CASE WHEN r.version_shown THEN r.dirty_version END}, {'at': r.started_at, 'id': r.run_id}) AS prev
+FROM first_changed f
+LEFT JOIN runs r
+  ON r.env = f.env AND r.service = f.service
+ AND CASE WHEN r.database = 'unknown' THEN r.stream_key ELSE r.database END = f.scope
+ AND {'at': r.started_at, 'id': r.run_id} < f.since
+GROUP BY f.env, f.service, f.scope, f.since;
+
+-- The runs to re-chain: every run of those databases from the first change on.
+CREATE OR REPLACE TEMP TABLE chained AS
+SELECT r.run_id, r.env, r.service, c.scope, r.database, r.started_at, r.outcome, r.applied, r.version_seen,
+       r.version_shown, r.dirty_version, r.error_class, c.shown, c.prev
+FROM runs r JOIN rechain c
+  ON r.env = c.env AND r.service = c.service
+ AND CASE WHEN r.database = 'unknown' THEN r.stream_key ELSE r.database END = c.scope
+ AND {'at': r.started_at, 'id': r.run_id} >= c.since;
+
 -- The version a run started from is where the last run before it on the same database that showed a version
 -- left it (NULL when that is no version, e.g. after `down -all`). A run that changed nothing (no change,
 -- refused, failed to connect) ends where it started; one that applied or failed without saying where it
--- ended is left unknown rather than guessed.
+-- ended is left unknown rather than guessed (a failure's version guessed below stays).
 UPDATE runs SET from_version = c.from_v,
     to_version = CASE
         WHEN c.version_shown THEN c.version_seen
         WHEN c.outcome IN ('no_change', 'error', 'locked', 'dirty') OR (c.outcome = 'success' AND c.applied = 0)
-            THEN c.from_v END
+            THEN c.from_v
+        WHEN c.outcome = 'failed' THEN c.dirty_version END
 FROM (
-    SELECT run_id, version_seen, version_shown, outcome, applied,
-        -- in a struct, so that a shown "no version" (NULL) is not skipped like a run that shows nothing
-        (last_value(CASE WHEN version_shown THEN {'v': version_seen} END IGNORE NULLS) OVER (
-            PARTITION BY env, service, CASE WHEN database = 'unknown' THEN stream_key ELSE database END
-            ORDER BY started_at, run_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-        )).v AS from_v
-    FROM runs
+    SELECT run_id, version_seen, version_shown, outcome, applied, dirty_version,
+        coalesce(last_value(CASE WHEN version_shown THEN {'v': version_seen} END IGNORE NULLS) OVER (
+            PARTITION BY env, service, scope ORDER BY started_at, run_id
+            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+        ), shown).v AS from_v
+    FROM chained
 ) c
 WHERE runs.run_id = c.run_id;
 
@@ -180,35 +235,46 @@ WHERE runs.run_id = c.run_id;
 -- already exist (or are already gone) right after the database was dirty at V is V again, re-run after a
 -- `force V-1`; otherwise it is the first version this service was known to have, before this run, after the
 -- one the database was at. Only earlier evidence is used, so an analysis at an earlier clock is reproducible.
-UPDATE runs SET dirty_version = nxt.v, to_version = nxt.v
-FROM (
-    SELECT p.run_id,
-        CASE
-            WHEN p.error_class IN ('already_exists', 'does_not_exist') AND p.prev_dirty IS NOT NULL THEN p.prev_dirty
-            ELSE (SELECT min(e.version) FROM migrate_events e
-                  WHERE e.service = p.service AND e.kind = 'applied' AND e.direction = 'up'
-                    AND e.ts < p.started_at
-                    -- past what the database was at, and past what this run applied before it failed
-                    AND e.version > greatest(p.from_version,
-                        (SELECT max(a.version) FROM migrate_events a
-                         WHERE a.run_id = p.run_id AND a.kind = 'applied' AND a.direction = 'up')))
-        END AS v
-    FROM (
-        SELECT r.*, lag(r.dirty_version) OVER (
-            PARTITION BY r.env, r.service, CASE WHEN r.database = 'unknown' THEN r.stream_key ELSE r.database END
-            ORDER BY r.started_at, r.run_id) AS prev_dirty
-        FROM runs r
-    ) p
-    WHERE p.outcome = 'failed' AND p.dirty_version IS NULL
-) nxt
-WHERE runs.run_id = nxt.run_id AND nxt.v IS NOT NULL;
+CREATE OR REPLACE TEMP TABLE guessed AS
+WITH p AS (
+    SELECT c.run_id, c.env, c.service, c.database, c.started_at, c.error_class, r.from_version, c.outcome,
+        c.dirty_version,
+        -- what the logs say the run before was dirty at (a version guessed for it is no evidence)
+        coalesce(lag({'d': CASE WHEN c.version_shown THEN c.dirty_version END}) OVER (
+            PARTITION BY c.env, c.service, c.scope ORDER BY c.started_at, c.run_id), c.prev).d AS prev_dirty
+    FROM chained c JOIN runs r USING (run_id)
+), wanted AS (
+    SELECT * FROM p WHERE outcome = 'failed' AND dirty_version IS NULL
+), up AS (   -- the versions each of their services applied up, with when each first was
+    SELECT service, version, min(ts) AS first_ts FROM migrate_events
+    WHERE kind = 'applied' AND direction = 'up' AND service IN (SELECT service FROM wanted)
+    GROUP BY service, version
+), own AS (  -- what each of them applied before it failed
+    SELECT run_id, max(version) AS v FROM migrate_events
+    WHERE kind = 'applied' AND direction = 'up' AND run_id IN (SELECT run_id FROM wanted)
+    GROUP BY run_id
+)
+SELECT w.run_id, w.env, w.service, w.database,
+    CASE
+        WHEN w.error_class IN ('already_exists', 'does_not_exist') AND w.prev_dirty IS NOT NULL THEN w.prev_dirty
+        -- past what the database was at, and past what this run applied before it failed
+        ELSE (SELECT min(u.version) FROM up u
+              WHERE u.service = w.service AND u.first_ts < w.started_at AND u.version > greatest(w.from_version, o.v))
+    END AS v
+FROM wanted w LEFT JOIN own o USING (run_id);
+
+UPDATE runs SET dirty_version = g.v, to_version = g.v FROM guessed g WHERE runs.run_id = g.run_id AND g.v IS NOT NULL;
 
 -- A failed run whose lines do not name its version (default mode): migrate names it the next time it is
 -- asked on that database, `Dirty database version N` or `version` answering `N (dirty)`, unless the
 -- database was shown clean first (a clean run, a new failure, a version shown without dirty). Runs have no
 -- clock, so that answer is kept apart with the time it was printed; analysis uses it only at a later clock.
--- Never on the `unknown` database: that is no one database.
-UPDATE runs SET next_dirty_version = NULL, next_dirty_at = NULL WHERE next_dirty_at IS NOT NULL;
+-- Never on the `unknown` database: that is no one database. Only the databases re-chained above can change.
+CREATE OR REPLACE TEMP TABLE redirty AS
+SELECT DISTINCT env, service, database FROM chained WHERE database <> 'unknown';
+
+UPDATE runs SET next_dirty_version = NULL, next_dirty_at = NULL
+WHERE next_dirty_at IS NOT NULL AND (env, service, database) IN (SELECT (env, service, database) FROM redirty);
 
 UPDATE runs SET next_dirty_version = h.v, next_dirty_at = h.at
 FROM (
@@ -227,7 +293,8 @@ FROM (
                 ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS nxt
         FROM runs r
         SEMI JOIN (SELECT env, service, database FROM runs
-                   WHERE outcome = 'failed' AND NOT version_shown AND database <> 'unknown') f
+                   WHERE outcome = 'failed' AND NOT version_shown AND database <> 'unknown'
+                     AND (env, service, database) IN (SELECT (env, service, database) FROM redirty)) f
             ON r.env = f.env AND r.service = f.service AND r.database = f.database
     ) n
     WHERE n.outcome = 'failed' AND NOT n.version_shown AND n.nxt.v IS NOT NULL
