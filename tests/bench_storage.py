@@ -87,8 +87,8 @@ def measure(db: Path, work: Path, *, as_of: str, keep_days: float, source: dict[
     ]
     text = [table(rows, ["measured (each file compacted)", "rows", "MB"]), "",
             f"bytes per raw line: {per_line:,.0f} (the Fluent Bit input: "
-            f"{source['bytes'] / source['lines']:,.0f} per record); bytes per run, with its events, findings, "
-            f"baselines and sources: {per_run:,.0f} "
+            f"{source['bytes'] / source['lines']:,.0f} per record); bytes per run (its events, "
+            f"findings, baselines and sources included): {per_run:,.0f} "
             f"({per_run * runs / events:,.0f} per event at {events / runs:.1f} events per run); bytes per "
             f"pruned_streams row: {per_stream:,.0f}; {lines / runs:.1f} raw lines per run"]
     return text, sizes
