@@ -6,6 +6,7 @@
 * `migrate`: what one migrate process prints against a database's state (`Migrate.simulate`).
 * `fleet`: `Fleet`, runs placed by hand for the analysis tests; the benchmark fleet's services and names.
 * `corpus`: the ingest benchmark's Fluent Bit corpus.
+* `pods`: Kubernetes Job pods running migrate, shipped by Fluent Bit, in the shapes tests/bench.py measures.
 * `shipping`: a fleet's runs carried into files by its shippers (sample_logs/generate.py).
 * `captures`: the real captures in tests/fixtures/real-migrate-logs and their index.
 
