@@ -21,6 +21,8 @@ by repeating one window step until no flag changes (outliers.sql, rescore.sql).
 
 from __future__ import annotations
 
+import math
+
 from pipeline.analyze.context import Analysis
 from pipeline.core.config import AnalyzeConfig
 
@@ -31,8 +33,16 @@ _P95 = 0.95
 
 
 def _params(cfg: AnalyzeConfig) -> dict[str, object]:
+    window = cfg.baseline_window
+    # A full baseline's quantiles (rescore.sql): positions (window - 1) * q as polars computes them, the two
+    # values around each picked by quantile_disc (index k at (k + 0.5) / window), and the fraction between.
+    around, fracs = [], {}
+    for name, q in (("q25_frac", 0.25), ("median_frac", 0.5)):
+        pos = (window - 1) * q
+        around += [(int(pos) + 0.5) / window, (math.ceil(pos) + 0.5) / window]
+        fracs[name] = pos - int(pos)
     return {
-        "window": cfg.baseline_window, "min_samples": cfg.min_samples, "outlier_z": cfg.outlier_z,
+        "window": window, "full_quantiles": around, **fracs, "min_samples": cfg.min_samples, "outlier_z": cfg.outlier_z,
         "outlier_ratio": cfg.outlier_ratio, "outlier_min_excess_ms": cfg.outlier_min_excess_ms,
         "sigma_per_half_iqr": 1 / _HALF_IQR_TO_SIGMA, "mad_floor_ratio": cfg.mad_floor_ratio,
         "mad_floor_ms": cfg.mad_floor_ms, "p95": _P95,
@@ -45,8 +55,8 @@ def score_applications(a: Analysis) -> int:
     params = _params(a.cfg)
     a.run("scopes", **params)
     a.run("outliers")
-    # Each step settles at least one more application of every scope still moving, so this ends; a scope
-    # is rarely more than a few steps from its fixed point (a level shift moves by half a window per step).
+    # Each step settles at least one more application of every scope still moving, so this ends; most
+    # scopes settle in a step or two, a level shift moves about half a window per step.
     limit = a.con.execute("SELECT count(*) + 1 FROM analyze_apps").fetchall()[0][0]
     for step in range(1, limit + 1):
         if not a.run("rescore", **params)[0][0]:

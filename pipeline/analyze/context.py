@@ -21,7 +21,8 @@ from pipeline.core.config import AnalyzeConfig
 from pipeline.warehouse import execute, statements
 
 # Temporary objects of one analysis (pipeline/sql/analyze/setup.sql and the steps after it).
-_SCRATCH_TABLES = ("analyze_pool", "analyze_scopes", "analyze_apps", "analyze_step", "analyze_readiness")
+_SCRATCH_TABLES = ("analyze_pool", "analyze_scopes", "analyze_apps", "analyze_active", "analyze_step",
+                   "analyze_readiness")
 _SCRATCH_MACROS = ("analyze_quantile",)
 
 

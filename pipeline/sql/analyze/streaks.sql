@@ -2,15 +2,16 @@
 -- a duration_outlier finding reports, and when a later application was back under $outlier_ratio x the
 -- baseline the streak broke from (NULL: not yet). Parameters: $outlier_ratio.
 WITH starts AS (
-    SELECT *, outlier AND NOT coalesce(lag(outlier) OVER (PARTITION BY env, service, version, direction ORDER BY rn),
+    SELECT *, outlier AND NOT coalesce(lag(outlier) OVER (PARTITION BY sid ORDER BY rn),
                                        false) AS starts
     FROM analyze_apps
 ), numbered AS (
-    SELECT *, sum(starts::INTEGER) OVER (PARTITION BY env, service, version, direction ORDER BY rn
+    SELECT *, sum(starts::INTEGER) OVER (PARTITION BY sid ORDER BY rn
                                          ROWS UNBOUNDED PRECEDING) AS streak
     FROM starts
 ), streaks AS (
-    SELECT env, service, version, direction, streak,
+    SELECT sid, any_value(env) AS env, any_value(service) AS service, any_value(version) AS version,
+        any_value(direction) AS direction, streak,
         count(*) AS count,
         min(ts) AS first_ts,
         max(ts) AS last_ts,
@@ -24,14 +25,13 @@ WITH starts AS (
         list_sort(list(DISTINCT source_env)) AS source_envs
     FROM numbered
     WHERE outlier
-    GROUP BY env, service, version, direction, streak
+    GROUP BY sid, streak
 ), recovered AS (
-    SELECT s.env, s.service, s.version, s.direction, s.streak, min(a.ts) AS recovered_at
+    SELECT s.sid, s.streak, min(a.ts) AS recovered_at
     FROM streaks s JOIN analyze_apps a
-      ON a.env = s.env AND a.service = s.service AND a.version = s.version AND a.direction = s.direction
-     AND a.ts > s.last_ts AND a.own_ms < $outlier_ratio * s.expected
+      ON a.sid = s.sid AND a.ts > s.last_ts AND a.own_ms < $outlier_ratio * s.expected
     GROUP BY ALL
 )
-SELECT s.*, r.recovered_at
-FROM streaks s LEFT JOIN recovered r USING (env, service, version, direction, streak)
+SELECT s.* EXCLUDE (sid), r.recovered_at
+FROM streaks s LEFT JOIN recovered r USING (sid, streak)
 ORDER BY env, service, version, direction, streak;
