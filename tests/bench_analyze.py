@@ -18,9 +18,13 @@ service in the last days); staging and dev try downs and re-apply, a few prod ro
 re-applied), and ~3 % of scripts have no down file (`<empty>`).
 
 It then runs `pipeline.analyze.analyze(con, config=Config(), as_of=<last event>)` in a fresh child process
-(so its peak RSS, VmHWM, is its own) with the stage functions of pipeline.analyze / pipeline.baselines /
-pipeline.findings wrapped to time them (the pipeline files are not touched), and prints one table plus the
-machine line. `--profile` also runs it once more under cProfile and prints the top functions.
+(so its peak RSS, VmHWM, is its own) with the stage functions of pipeline.analyze (baselines, each findings
+detector, each SQL step of pipeline/sql/analyze/) wrapped to time them (the pipeline files are not touched),
+and prints one table plus the machine line. Before and after it, the floor of issue #14 runs in a child of its
+own on the same warehouse: DuckDB computing a rolling median and lower quartile of `own_ms` over the previous
+30 applications per (env, service, version, direction); the report gives analyze's time / floor and peak RSS
+against the issue's targets (<= 5x, <= 1 GB). `--profile` also runs analyze once more under cProfile and
+prints the top functions.
 
 Timings are reported, never asserted: this always exits 0. It is not collected by pytest (no test_ prefix).
 """
@@ -560,6 +564,34 @@ def _cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+# The floor the issue measures analyze against: DuckDB alone computing a rolling median and lower quartile of
+# `own_ms` over the previous 30 applications per (env, service, version, direction), on the same warehouse,
+# with the same connection settings (warehouse.memory_limit), folded to one row so no result is transferred.
+FLOOR_WINDOW = 30
+FLOOR_SQL = f"""
+SELECT count(*), sum(q[1]), sum(q[2]) FROM (
+    SELECT quantile_cont(own_ms, [0.25, 0.5]) OVER (
+               PARTITION BY env, service, version, direction ORDER BY ts
+               ROWS BETWEEN {FLOOR_WINDOW} PRECEDING AND 1 PRECEDING) AS q
+    FROM migrate_events WHERE kind = 'applied' AND own_ms IS NOT NULL AND ts <= $as_of)
+"""
+
+
+def floor_main(db: str) -> None:
+    from pipeline.warehouse import connect
+
+    con = connect(db, read_only=True)
+    as_of = con.execute("SELECT max(ts) FROM migrate_events").fetchall()[0][0]
+    rss0 = _status_kb("VmRSS")
+    c = _cpu()
+    t = time.perf_counter()
+    rows = con.execute(FLOOR_SQL, {"as_of": as_of}).fetchall()[0][0]
+    wall = time.perf_counter() - t
+    out = {"wall": wall, "cpu": _cpu() - c, "hwm_kb": _status_kb("VmHWM"), "rss0_kb": rss0, "rows": rows}
+    con.close()
+    print("CHILD-RESULT " + json.dumps(out), flush=True)
+
+
 def child_main(db: str, profile: bool) -> None:
     import resource
 
@@ -567,8 +599,8 @@ def child_main(db: str, profile: bool) -> None:
 
     import pipeline.analyze as A
     import pipeline.analyze.baselines as B
+    import pipeline.analyze.context as C
     import pipeline.analyze.findings as F
-    import pipeline.analyze.findings.frames as FF
     from pipeline.core.config import Config
     from pipeline.warehouse import connect
 
@@ -576,56 +608,52 @@ def child_main(db: str, profile: bool) -> None:
     as_of = con.execute("SELECT max(ts) FROM migrate_events").fetchall()[0][0]
     data = dict(zip(["runs", "events"], con.execute(
         "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM migrate_events)").fetchall()[0]))
-    # stage label -> [calls, seconds, rows out]; order of first call kept
+    # label -> [calls, seconds, rows out, VmHWM kB at return, cpu s, depth]; in the order of first call
     steps: dict[str, list] = {}
-
-    def record(label: str, dt: float, rows: int | None, cpu: float) -> None:
-        st = steps.setdefault(label, [0, 0.0, None, 0, 0.0])
-        st[0] += 1
-        st[1] += dt
-        if rows is not None:
-            st[2] = (st[2] or 0) + rows
-        st[3] = _status_kb("VmHWM")  # peak RSS of the process when the step returned
-        st[4] += cpu                  # user + sys CPU of the whole process (all threads) during the step
+    depth = [0]
 
     def height(res: object) -> int | None:
         if isinstance(res, pl.DataFrame):
             return res.height
-        if isinstance(res, list) and all(isinstance(x, pl.DataFrame) for x in res):
+        if isinstance(res, list) and res and all(isinstance(x, pl.DataFrame) for x in res):
             return sum(x.height for x in res)
-        if isinstance(res, tuple) and res and isinstance(res[0], pl.DataFrame):
-            return res[0].height
-        if isinstance(res, dict):
-            return len(res)
         return None
 
-    def wrap(mod: object, name: str, label) -> None:
-        orig = getattr(mod, name)
+    def wrap(owner: object, name: str, label) -> None:
+        orig = getattr(owner, name)
 
         def timed(*args, **kwargs):
+            key = label(args) if callable(label) else label
+            st = steps.setdefault(key, [0, 0.0, None, 0, 0.0, depth[0]])
             c = _cpu()
             t = time.perf_counter()
-            res = orig(*args, **kwargs)
-            name = label(args) if callable(label) else label
-            record(name, time.perf_counter() - t, height(res), _cpu() - c)
+            depth[0] += 1
+            try:
+                res = orig(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+            st[0] += 1
+            st[1] += time.perf_counter() - t
+            rows = height(res)
+            if rows is not None:
+                st[2] = (st[2] or 0) + rows
+            st[3] = _status_kb("VmHWM")  # peak RSS of the process when the step returned
+            st[4] += _cpu() - c           # user + sys CPU of the whole process (all threads) during the step
             return res
 
-        setattr(mod, name, timed)
+        setattr(owner, name, timed)
 
     if not profile:
-        wrap(A, "_frame", lambda a: {A._RUNS: "load runs (DuckDB -> polars)",
-                                     A._EPISODES: "dirty episodes (DuckDB macro -> polars)"}.get(
-                                         a[1], "load events (DuckDB -> polars)"))
-        wrap(B, "with_scope", "baselines.with_scope")
-        wrap(B, "script_baselines", "baselines.script_baselines")
         wrap(B, "score_applications", "baselines.score_applications")
         wrap(F, "detect", "findings.detect")
-        for name in ("rollback_readiness", "dirty_findings", "run_findings", "outlier_findings",
-                     "spike_findings", "rollback_findings", "promotion_findings", "missing_down_findings",
-                     "idempotency_findings"):
+        for name in ("rollback_readiness", "dirty_findings", "run_findings", "outlier_findings", "spike_findings",
+                     "rollback_findings", "promotion_findings", "missing_down_findings", "idempotency_findings"):
             wrap(F, name, f"findings.{name}")
-        wrap(FF, "_by_db", "findings._by_db")
+        wrap(B, "write_script_baselines", "write script_baselines")
         wrap(A, "_replace", lambda a: f"write {a[1]}")
+        # every SQL step (pipeline/sql/analyze/<name>.sql), under the stage that ran it
+        wrap(C.Analysis, "run", lambda a: f"sql {a[1]}")
+        wrap(C.Analysis, "frame", lambda a: f"sql {a[1]} -> polars")
 
     prof = None
     if profile:
@@ -675,32 +703,21 @@ def child_main(db: str, profile: bool) -> None:
     print("CHILD-RESULT " + json.dumps(out, default=str), flush=True)
 
 
-def in_child(db: Path, profile: bool) -> dict | None:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(db)]
-    cmd += ["--profile"] if profile else []
+def in_child(db: Path, mode: str) -> dict | None:
+    """Run `mode` (analyze | profile | floor) on `db` in a fresh child process; its result, or None."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), f"--{'child' if mode != 'floor' else 'floor-child'}", str(db)]
+    cmd += ["--profile"] if mode == "profile" else []
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ROOT)
     for ln in proc.stdout.splitlines():
         if ln.startswith("CHILD-RESULT "):
             return json.loads(ln[len("CHILD-RESULT "):])
-    print(f"  ! analyze child failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    print(f"  ! {mode} child failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return None
 
 
 # --------------------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------------------
-
-ORDER = [  # (label, indent): the order analyze() and findings.detect() call them
-    ("load runs (DuckDB -> polars)", 0), ("load events (DuckDB -> polars)", 0),
-    ("dirty episodes (DuckDB macro -> polars)", 0), ("baselines.with_scope", 0),
-    ("baselines.script_baselines", 0), ("baselines.score_applications", 0), ("findings.detect", 0),
-    ("findings.rollback_readiness", 1), ("findings.dirty_findings", 1), ("findings.run_findings", 1),
-    ("findings.outlier_findings", 1), ("findings.spike_findings", 1), ("findings.rollback_findings", 1),
-    ("findings.promotion_findings", 1), ("findings.missing_down_findings", 1),
-    ("findings.idempotency_findings", 1),
-    ("findings._by_db", 2), ("detect: concat + sort", 1),
-    ("write script_baselines", 0), ("write findings", 0), ("write rollback_readiness", 0),
-]
 
 
 def pipeline_revision() -> str:
@@ -716,32 +733,19 @@ def pipeline_revision() -> str:
     return head + (" + uncommitted changes in pipeline/" if dirty else "")
 
 
-def report(n: int, meta: dict, res: dict, prof: dict | None) -> None:
+def report(n: int, meta: dict, res: dict, floors: list[dict], prof: dict | None) -> None:
     wall = res["wall"]
-    steps = {k: list(v) for k, v in res["steps"].items()}
-    if "findings.detect" in steps:
-        inner = sum(v[1] for k, v in steps.items() if dict(ORDER).get(k) == 1)
-        inner_cpu = sum(v[4] for k, v in steps.items() if dict(ORDER).get(k) == 1)
-        detect = steps["findings.detect"]
-        steps["detect: concat + sort"] = [1, detect[1] - inner, None, detect[3], detect[4] - inner_cpu]
-    top = sum(v[1] for k, v in steps.items() if dict(ORDER).get(k, 0) == 0)
-    top_cpu = sum(v[4] for k, v in steps.items() if dict(ORDER).get(k, 0) == 0)
+    steps = res["steps"]
+    top = sum(v[1] for v in steps.values() if v[5] == 0)
+    top_cpu = sum(v[4] for v in steps.values() if v[5] == 0)
     cpu = res["cpu"]
     cpu_total = cpu["user"] + cpu["sys"]
     rows = []
-    for label, indent in ORDER:
-        if label not in steps:
-            continue
-        calls, secs, out, hwm, cpu_s = steps[label]
-        name = "  " * indent + label
-        if label == "findings._by_db":
-            name += " (in run/idempotency)"
-            out_s = f"{out // max(calls, 1):,} dbs/call" if out is not None else "–"
-        else:
-            out_s = f"{out:,}" if out is not None else "–"
-        rows.append([name, str(calls), f"{secs:.2f}", f"{100 * secs / wall:.1f}", f"{cpu_s:.2f}", out_s,
-                     f"{hwm / 1024:,.0f}"])
-    rows.append(["other (applied filter, BEGIN/COMMIT, summary)", "–", f"{wall - top:.2f}",
+    for label, (calls, secs, out, hwm, cpu_s, depth) in steps.items():
+        out_s = f"{out:,}" if out is not None else "–"
+        rows.append(["  " * depth + label, str(calls), f"{secs:.2f}", f"{100 * secs / wall:.1f}", f"{cpu_s:.2f}",
+                     out_s, f"{hwm / 1024:,.0f}"])
+    rows.append(["other (scratch tables, BEGIN/COMMIT, summary)", "–", f"{wall - top:.2f}",
                  f"{100 * (wall - top) / wall:.1f}", f"{cpu_total - top_cpu:.2f}", "–", "–"])
     rows.append(["analyze() total", "1", f"{wall:.2f}", "100.0", f"{cpu_total:.2f}",
                  f"{res['findings']:,} findings", f"{res['hwm_kb'] / 1024:,.0f}"])
@@ -760,16 +764,30 @@ def report(n: int, meta: dict, res: dict, prof: dict | None) -> None:
     print()
     print("cpu s = user + sys CPU of the process (all threads) during the step: steadier than wall time when")
     print("other work shares the machine. peak RSS MB = the process's VmHWM when the step returned. Nested rows")
-    print("are inside the row above them; _by_db is called inside run_ and idempotency_findings.")
+    print("are inside the row above them; `sql NAME` is pipeline/sql/analyze/NAME.sql (calls: how often it ran).")
     print(f"analyze: {wall:.2f} s wall ({res['events'] / wall:,.0f} events/s), as_of {res['as_of']}; "
           f"peak RSS (VmHWM) {res['hwm_kb'] / 1024:,.0f} MB (RSS before analyze "
           f"{res['rss0_kb'] / 1024:,.0f} MB); CPU {cpu['user']:.1f} s user + {cpu['sys']:.1f} s sys "
           f"({cpu_total / wall:.2f} cores busy), {cpu['minflt']:,} minor page faults")
+    if floors:
+        floor_wall = sum(f["wall"] for f in floors) / len(floors)
+        floor_cpu = sum(f["cpu"] for f in floors) / len(floors)
+        print(f"floor: DuckDB alone, rolling median + lower quartile of own_ms over the previous {FLOOR_WINDOW} "
+              f"applications per (env, service, version, direction), {floors[0]['rows']:,} applications: "
+              + ", ".join(f"{f['wall']:.2f} s wall / {f['cpu']:.2f} s cpu / {f['hwm_kb'] / 1024:,.0f} MB peak"
+                          for f in floors)
+              + " (run before and after analyze, each in its own child)")
+        ratio = wall / floor_wall
+        print(f"analyze / floor: {ratio:.1f}x wall, {cpu_total / floor_cpu:.1f}x cpu "
+              f"(floor {floor_wall:.2f} s wall, {floor_cpu:.2f} s cpu: mean of its runs)")
+        print(f"issue #14 targets (reported, not asserted): time / floor <= 5x: {'met' if ratio <= 5 else 'NOT met'} "
+              f"({ratio:.1f}x); peak RSS <= 1 GB: {'met' if res['hwm_kb'] <= 1024 * 1024 else 'NOT met'} "
+              f"({res['hwm_kb'] / 1024:,.0f} MB)")
     if res["events"] >= 10_000_000:
         verdict = "met" if wall <= 20 else "NOT met"
     else:
         verdict = "n/a (fewer than 10 M events)"
-    print(f"issue target, analyze <= 20 s for >= 10 M events on this machine: {verdict} "
+    print(f"earlier target, analyze <= 20 s for >= 10 M events on this machine: {verdict} "
           "(reported, not asserted)")
     print(f"result: {res['summary']}")
     if "report_wall" in res:
@@ -799,23 +817,36 @@ def main() -> None:
                     help="also run analyze under cProfile and print the top")
     ap.add_argument("--rebuild", action="store_true", help="regenerate the cached warehouse")
     ap.add_argument("--child", metavar="DB", help=argparse.SUPPRESS)
+    ap.add_argument("--floor-child", metavar="DB", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child_main(args.child, args.profile)
         return
+    if args.floor_child:
+        floor_main(args.floor_child)
+        return
     path, meta = warehouse(args.events, args.rebuild)
-    print("timing analyze in a child process ...", flush=True)
     revision = pipeline_revision()
-    res = in_child(path, profile=False)
+    floors = []
+    print("timing the floor, analyze, and the floor again, each in a child process ...", flush=True)
+    floor = in_child(path, "floor")
+    if floor:
+        floors.append(floor)
+        print(f"  floor {floor['wall']:.2f} s", flush=True)
+    res = in_child(path, "analyze")
     if res is None:
         return
     res["revision"] = revision
-    print(f"  {res['wall']:.2f} s")
+    print(f"  analyze {res['wall']:.2f} s", flush=True)
+    floor = in_child(path, "floor")
+    if floor:
+        floors.append(floor)
+        print(f"  floor {floor['wall']:.2f} s", flush=True)
     prof = None
     if args.profile:
         print("profiling analyze in a child process ...", flush=True)
-        prof = in_child(path, profile=True)
-    report(args.events, meta, res, prof)
+        prof = in_child(path, "profile")
+    report(args.events, meta, res, floors, prof)
 
 
 if __name__ == "__main__":

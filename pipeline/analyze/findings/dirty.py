@@ -1,6 +1,6 @@
 """Findings about dirty databases: dirty_open and forced_recovery, one of each per dirty episode.
 
-The episodes are not found here: `Frames.episodes` holds the rows of the warehouse's `dirty_episodes(as_of)`
+The episodes are not found here: they are the rows of the warehouse's `dirty_episodes(as_of)`
 macro (pipeline/sql/macros.sql), which the named queries dirty_now, dirty_mttr and forced_recoveries read
 too, so a finding and a query cannot disagree on when a database was dirty.
 """
@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.analyze.findings.frames import Frames, _is_prod
+from pipeline.analyze.context import Analysis, _is_prod
 from pipeline.analyze.findings.rows import _rows
 from pipeline.core.render import human_minutes
 
 
-def dirty_findings(f: Frames) -> list[pl.DataFrame]:
+def dirty_findings(f: Analysis) -> list[pl.DataFrame]:
     """dirty_open per dirty episode of a database, and forced_recovery for each episode that ended.
 
     migrate refuses every command but `force` while a database is dirty, and `force` prints nothing; so a
     clean run after dirty evidence means someone forced the version in between.
     """
     dirty_rows, forced_rows = [], []
-    for episode in f.episodes.iter_rows(named=True):
+    for episode in f.frame("episodes").iter_rows(named=True):
         key = (episode["env"], episode["service"], episode["database"])
         version, since = episode["dirty_version"], episode["dirty_since"]
         recovered_at = episode["recovered_at"]
@@ -45,7 +45,7 @@ def dirty_findings(f: Frames) -> list[pl.DataFrame]:
     return [_rows("dirty_open", dirty_rows), _rows("forced_recovery", forced_rows)]
 
 
-def _dirty_row(f: Frames, key: tuple, episode: dict, minutes: float) -> dict:
+def _dirty_row(f: Analysis, key: tuple, episode: dict, minutes: float) -> dict:
     version, since, resolved_at = episode["dirty_version"], episode["dirty_since"], episode["recovered_at"]
     prod = _is_prod(key[0], f.cfg)
     severity = "critical" if prod and minutes >= f.cfg.dirty_critical_minutes else "warning"

@@ -4,36 +4,21 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.analyze.baselines import SCOPE
-from pipeline.analyze.findings.frames import Frames, _is_prod
+from pipeline.analyze.context import Analysis, _is_prod
 from pipeline.analyze.findings.rows import _rows
 from pipeline.core.render import human_duration
 
 
-def outlier_findings(f: Frames) -> list[pl.DataFrame]:
-    """duration_outlier: a lone outlier once per application; a streak of `shift_min`+ once, as a level shift."""
-    outliers = f.scored.filter(pl.col("outlier"))
-    if outliers.is_empty():
-        return [_rows("duration_outlier", [])]
-    streaks = (
-        outliers.group_by([*SCOPE, "streak"])
-        .agg(pl.len().alias("count"), pl.col("ts").min().alias("first_ts"), pl.col("ts").max().alias("last_ts"),
-             pl.col("own_ms").median().alias("observed"), pl.col("prior_median").first().alias("expected"),
-             pl.col("z").median().alias("score"), pl.col("database").n_unique().alias("databases"),
-             pl.col("name").last(), pl.col("run_id").first(), pl.col("database").first(),
-             pl.col("source_env").unique().sort().alias("source_envs"))
-    )
-    # Resolved once a later application is back under `outlier_ratio` x the baseline the streak broke
-    # from; a baseline that merely absorbed the new level does not resolve it.
-    recovered = (
-        streaks.select([*SCOPE, "streak", "last_ts", "expected"])
-        .join(f.scored.select([*SCOPE, "ts", "own_ms"]), on=SCOPE)
-        .filter((pl.col("ts") > pl.col("last_ts")) & (pl.col("own_ms") < f.cfg.outlier_ratio * pl.col("expected")))
-        .group_by([*SCOPE, "streak"]).agg(pl.col("ts").min().alias("recovered_at"))
-    )
-    streaks = streaks.join(recovered, on=[*SCOPE, "streak"], how="left")
+def outlier_findings(f: Analysis) -> list[pl.DataFrame]:
+    """duration_outlier: a lone outlier once per application; a streak of `shift_min`+ once, as a level shift.
+
+    Reads the scored applications of the scopes with outliers (analyze_apps, see baselines.py). A streak is
+    resolved once a later application is back under `outlier_ratio` x the baseline it broke from; a baseline
+    that merely absorbed the new level does not resolve it.
+    """
+    streaks = f.frame("streaks", outlier_ratio=f.cfg.outlier_ratio)
     rows = []
-    for s in streaks.sort([*SCOPE, "streak"]).iter_rows(named=True):
+    for s in streaks.iter_rows(named=True):
         script = f"{s['version']}/{s['direction'][0]} {s['name']}"
         # A pooled baseline (preview-*, ci-*) still names the real environments that were slow.
         real_env = s["source_envs"][0] if len(s["source_envs"]) == 1 else s["env"]

@@ -6,54 +6,41 @@ from datetime import timedelta
 
 import polars as pl
 
-from pipeline.analyze.findings.frames import Frames, _db_key
+from pipeline.analyze.context import Analysis
 from pipeline.analyze.findings.rows import _rows
-from pipeline.core.vocabulary import Outcome
-
-# Runs that leave a version half-applied or show it so: re-running that version afterwards needs it idempotent.
-_RERUN_CAUSES: tuple[Outcome, ...] = ("failed", "interrupted", "dirty")
 
 
-def idempotency_findings(f: Frames, forced: pl.DataFrame) -> list[pl.DataFrame]:
+def idempotency_findings(f: Analysis, forced: pl.DataFrame) -> list[pl.DataFrame]:
     """non_idempotent: a re-run after a failure, interruption or force that fails on objects that already
     exist (or are already gone); and versions applied again on a database without a down in between."""
-    cfg = f.cfg
-    lookback = timedelta(days=cfg.non_idempotent_lookback_days)
-    by_db = f.by_db
-    forced_at = {(r["env"], r["service"], r["database"]): r["ts"] for r in forced.iter_rows(named=True)}
+    lookback = timedelta(days=f.cfg.non_idempotent_lookback_days)
+    db = ["env", "service", "database"]
+    # A failed run whose database had trouble in the lookback (the query finds the last such run) or was forced
+    # back in it (any forced recovery of the database in [started_at - lookback, started_at]).
+    candidates = f.frame("rerun_failures", lookback=lookback)
+    forced_in_window = (
+        candidates.select(["run_id", *db, "started_at"])
+        .join(forced.select([*db, pl.col("ts").alias("forced_at")]), on=db)
+        .filter((pl.col("forced_at") >= pl.col("started_at") - lookback) & (pl.col("forced_at") <= pl.col("started_at")))
+        .select("run_id").unique()
+    )
     rows = []
-    candidates = f.runs.filter((pl.col("outcome") == "failed")
-                               & pl.col("error_class").is_in(["already_exists", "does_not_exist"]))
-    for run in candidates.iter_rows(named=True):
-        earlier = [r for r in by_db[_db_key(run)] if run["started_at"] - lookback <= r["started_at"] < run["started_at"]]
-        trouble = [r for r in earlier if r["outcome"] in _RERUN_CAUSES]
-        forced_before = forced_at.get(_db_key(run))
-        if not trouble and not (forced_before and run["started_at"] - lookback <= forced_before <= run["started_at"]):
-            continue
+    reruns = candidates.filter(pl.col("cause").is_not_null() | pl.col("run_id").is_in(forced_in_window["run_id"].implode()))
+    for run in reruns.iter_rows(named=True):
         version = run["dirty_version"] if run["dirty_version"] is not None else run["to_version"]
-        cause = f"after a {trouble[-1]['outcome']} run at {trouble[-1]['started_at']:%Y-%m-%d %H:%M}" if trouble \
+        cause = f"after a {run['cause']} run at {run['cause_at']:%Y-%m-%d %H:%M}" if run["cause"] \
             else "after a forced recovery"
         first = (run["error_text"] or "").splitlines()[0][:140]
+        where = f"{run['env']}/{run['service']}/{run['database']}"
         rows.append({
             "severity": "warning", "env": run["env"], "service": run["service"], "database": run["database"],
             "version": version, "run_id": run["run_id"], "ts": run["started_at"], "observed": 1.0, "expected": 0.0,
             "unit": "count", "status": "open",
-            "explanation": f"{'/'.join(_db_key(run))}: re-run {cause} failed with {run['error_class']}: {first}",
+            "explanation": f"{where}: re-run {cause} failed with {run['error_class']}: {first}",
         })
     # The same version applied up twice on one database with no down in between: only a force allows it,
     # and a re-run that must succeed is exactly what idempotent DDL is for.
-    # Ephemeral databases (pooled envs: preview, CI) are created afresh and apply every script again: no force.
-    pooled = [env for env in f.events["env"].unique().to_list() if cfg.pool(env) != env]
-    key = ["env", "service", "database", "version"]
-    steps = (f.events.filter((pl.col("kind") == "applied") & ~pl.col("env").is_in(pooled))
-             .select([*key, "direction", "ts", "seq", "name"]).sort([*key, "ts", "seq"])
-             .with_columns(pl.when(pl.struct(key) == pl.struct(key).shift(1)).then(pl.col("direction").shift(1))
-                           .alias("prev_dir"))
-             .filter((pl.col("direction") == "up") & (pl.col("prev_dir") == "up")))
-    again = steps.group_by(["env", "service", "version"]).agg(
-        pl.len().alias("times"), pl.col("database").n_unique().alias("databases"), pl.col("ts").min(),
-        pl.col("name").first())
-    for r in again.sort(["env", "service", "version"]).iter_rows(named=True):
+    for r in f.frame("applied_again").iter_rows(named=True):
         rows.append({
             "severity": "info", "env": r["env"], "service": r["service"], "version": r["version"], "ts": r["ts"],
             "observed": float(r["times"]), "expected": 0.0, "unit": "count", "status": "open",

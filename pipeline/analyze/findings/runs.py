@@ -6,23 +6,24 @@ from datetime import timedelta
 
 import polars as pl
 
-from pipeline.analyze.findings.frames import Frames, _is_prod
+from pipeline.analyze.context import Analysis, _is_prod
 from pipeline.analyze.findings.rows import _rows
-from pipeline.core.vocabulary import FAILURE_OUTCOMES, FindingKind, Outcome, Severity
+from pipeline.core.vocabulary import FindingKind, Outcome, Severity
 
 
-def run_findings(f: Frames) -> list[pl.DataFrame]:
+def run_findings(f: Analysis) -> list[pl.DataFrame]:
     """failed_run, lock_timeout, interrupted_run: one per run, resolved by a later clean run on the database."""
     specs: dict[FindingKind, tuple[Outcome, Severity, Severity]] = {  # outcome, severity in prod, elsewhere
         "failed_run": ("failed", "critical", "warning"),
         "lock_timeout": ("locked", "warning", "warning"),
         "interrupted_run": ("interrupted", "warning", "warning"),
     }
+    troubled = f.frame("troubled_runs")
     out = []
     for kind, (outcome, prod_sev, other_sev) in specs.items():
         rows = []
-        for run in f.runs.filter(pl.col("outcome") == outcome).sort("started_at").iter_rows(named=True):
-            clean = f.later_clean(run)
+        for run in troubled.filter(pl.col("outcome") == outcome).iter_rows(named=True):
+            clean = run["clean_at"]
             version = run["dirty_version"] if run["dirty_version"] is not None else run["to_version"]
             where = f"{run['env']}/{run['service']}/{run['database']}"
             if kind == "failed_run":
@@ -38,29 +39,21 @@ def run_findings(f: Frames) -> list[pl.DataFrame]:
                 "severity": prod_sev if _is_prod(run["env"], f.cfg) else other_sev,
                 "env": run["env"], "service": run["service"], "database": run["database"], "version": version,
                 "run_id": run["run_id"], "ts": run["started_at"], "observed": 1.0, "expected": 0.0, "unit": "count",
-                "explanation": text + (f"; a clean run followed at {clean['started_at']:%Y-%m-%d %H:%M}" if clean else ""),
+                "explanation": text + (f"; a clean run followed at {clean:%Y-%m-%d %H:%M}" if clean else ""),
                 "status": "resolved" if clean else "open",
-                "resolved_at": clean["started_at"] if clean else None,
+                "resolved_at": clean,
             })
         out.append(_rows(kind, rows))
     return out
 
 
-def spike_findings(f: Frames) -> list[pl.DataFrame]:
+def spike_findings(f: Analysis) -> list[pl.DataFrame]:
     """failure_spike: a service/env failing far more often in the recent window than in its trailing one."""
     cfg = f.cfg
     start = f.as_of - timedelta(days=cfg.spike_window_days)
     trail = start - timedelta(days=cfg.spike_trailing_days)
     rates = (
-        f.runs.filter((pl.col("started_at") > trail) & (pl.col("started_at") <= f.as_of))
-        .with_columns(pl.col("outcome").is_in(FAILURE_OUTCOMES).alias("failed"),
-                      (pl.col("started_at") > start).alias("recent"))
-        .group_by(["env", "service"])
-        .agg((pl.col("failed") & pl.col("recent")).sum().alias("f_recent"),
-             pl.col("recent").sum().alias("n_recent"),
-             (pl.col("failed") & ~pl.col("recent")).sum().alias("f_trail"),
-             (~pl.col("recent")).sum().alias("n_trail"),
-             pl.col("started_at").filter(pl.col("failed") & pl.col("recent")).min().alias("first_failure"))
+        f.frame("spike_counts", start=start, trail=trail)
         .filter(pl.col("n_recent") > 0)
         .with_columns((pl.col("f_recent") / pl.col("n_recent")).alias("rate"),
                       pl.max_horizontal(pl.col("f_trail") / pl.col("n_trail").clip(lower_bound=1),
