@@ -2,7 +2,6 @@
 -- run on their database after them (`clean_at`, NULL: none yet), which resolves them.
 WITH troubled AS (
     SELECT run_id, env, service, database, started_at, outcome, error_class, error_text, left_dirty,
-           
            -- a default-mode failure's version: the dirty line migrate printed next, once it is printed by the clock
            CASE WHEN next_dirty_at <= $as_of THEN next_dirty_version ELSE dirty_version END AS dirty_version,
            to_version
