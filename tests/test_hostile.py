@@ -328,3 +328,14 @@ def test_two_paths_differing_only_in_a_masked_segment_are_two_sources(tmp_path):
     assert "s3cr3t" not in uris and len(set(uris.splitlines()[1:])) == 2
     again = _cli("ingest", str(logs), "--db", db)
     assert again.stdout.startswith("ingested 0 sources; skipped 2 unchanged")
+
+
+@pytest.mark.parametrize("end", ["\r", "\r\n", "\n"])
+def test_classic_mac_line_ends_are_lines_too(tmp_path, end):
+    text = (CAPTURES / "0012_up.txt").read_text(encoding="utf-8").replace("\n", end)
+    (tmp_path / "up.txt").write_bytes(text.encode())
+    db = str(tmp_path / "w.duckdb")
+    result = _cli("ingest", str(tmp_path / "up.txt"), "--db", db)
+    assert result.exit_code == 0 and "6 lines (6 new" in result.stdout, result.output
+    runs = _cli("query", "SELECT applied, to_version FROM runs", "--format", "csv", "--db", db).stdout
+    assert runs == "applied,to_version\n6,8\n"

@@ -394,6 +394,9 @@ def _decompressed_blocks(src: Source, outcome: ReadOutcome) -> Iterator[bytes]:
             yield from _unzstd(f, outcome)
 
 
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
 def read_lines(src: Source, outcome: ReadOutcome) -> Iterator[tuple[bytes, bool]]:
     """Yield (block of whole lines, is_final) pieces; a block always ends at a newline unless final.
 
@@ -402,11 +405,19 @@ def read_lines(src: Source, outcome: ReadOutcome) -> Iterator[tuple[bytes, bool]
     """
     pending = b""
     first = True
+    held_cr = False  # a block that ends in \r: its \n (CRLF) may start the next block
     for block in _decompressed_blocks(src, outcome):
         if first:
             if block.startswith(b"\xef\xbb\xbf"):
                 block = block[3:]
             first = False
+        if held_cr:
+            block = b"\r" + block
+        held_cr = block.endswith(b"\r")
+        if held_cr:
+            block = block[:-1]
+        if b"\r" in block:  # a lone CR (classic Mac line ends) ends a line too; CRLF stays for the reader
+            block = _LONE_CR.sub(b"\n", block)
         data = pending + block
         cut = data.rfind(b"\n")
         if cut < 0:
@@ -414,5 +425,7 @@ def read_lines(src: Source, outcome: ReadOutcome) -> Iterator[tuple[bytes, bool]
             continue
         pending = data[cut + 1 :]
         yield data[: cut + 1], False
+    if held_cr:
+        pending += b"\n"
     if pending:
         yield pending, True

@@ -2,7 +2,7 @@
 -- on the same database in the $lookback before them that left the version half-applied or showed it dirty
 -- (`cause`, `cause_at`; NULL: none): the candidates of non_idempotent.
 WITH failed AS (
-    SELECT run_id, env, service, database, started_at, error_class, error_text, 
+    SELECT run_id, env, service, database, started_at, error_class, error_text,
            -- a default-mode failure's version: the dirty line migrate printed next, once it is printed by the clock
            CASE WHEN next_dirty_at <= $as_of THEN next_dirty_version ELSE dirty_version END AS dirty_version,
            to_version
