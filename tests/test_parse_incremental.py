@@ -52,7 +52,7 @@ def test_a_rebuild_in_many_parts_gives_the_runs_of_one_part(tmp_path, monkeypatc
 
 
 def test_a_new_source_rechains_only_its_own_databases_from_its_first_run_on(tmp_path, warehouse):
-    orders = [s.uri for s in discover([str(SAMPLE_LOGS / "kubernetes")])]
+    orders = [s.uri for s in discover([str(SAMPLE_LOGS / "kubernetes")]).sources]
     ingest(warehouse, [str(SAMPLE_LOGS / "slog"), orders[0]], config=Config(), progress=False)
     # Marks that no rebuild would leave: on another service's runs, and on every orders run so far (those
     # before the new file's first run are on a chain that cannot change up to there).

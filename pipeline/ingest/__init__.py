@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,13 +26,13 @@ import duckdb
 import pyarrow as pa
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from pipeline.core.assets import sql_text
 from pipeline.core.config import Config
 from pipeline.core.errors import LensError, SourceError, WarehouseError
 from pipeline.core.redact import redact
 from pipeline.core.vocabulary import ENVELOPES
 from pipeline.ingest import envelopes
-from pipeline.ingest.batches import EMPTY as _EMPTY, Batch, Pieces, reader
+from pipeline.ingest.batches import EMPTY as _EMPTY
+from pipeline.ingest.batches import Batch, Pieces, reader
 from pipeline.ingest.loader import Loader, Member, Stored
 from pipeline.ingest.sources import ReadOutcome, Source, discover, read_lines
 from pipeline.warehouse import scalar, statements, transaction
