@@ -14,9 +14,9 @@ slow outliers sit above the median, so they cannot widen it. In a scope that has
 of the baseline of the applications after them, so a level shift is measured against the level it broke from
 for as long as it lasts, not absorbed run by run.
 
-How (pipeline/sql/analyze/): one set-based pass over every application (scopes.sql) gives the baselines
-table and marks the few scopes that may hold an outlier; only those are scored exactly, outliers kept out,
-by repeating one window step until no flag changes (outliers.sql, rescore.sql).
+How (pipeline/sql/analyze/): one aggregate over every application (scopes.sql) gives the baselines table
+and the few scopes whose range of durations leaves room for an outlier; only those are scored, outliers
+kept out, by repeating one window step until no flag changes (outliers.sql, rescore.sql).
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def score_applications(a: Analysis) -> int:
     """Fill `analyze_scopes` (one row per scope) and `analyze_apps` (the applications of the scopes with
     outliers, exactly scored and flagged); returns the number of exact scoring steps it took."""
     params = _params(a.cfg)
-    a.run("scopes", **params)
+    if a.run("scopes", **params)[0][0]:
+        a.run("scope_ties")  # scopes whose last application shares its instant with another
     a.run("outliers")
     # Each step settles at least one more application of every scope still moving, so this ends; most
     # scopes settle in a step or two, a level shift moves about half a window per step.

@@ -1,4 +1,4 @@
--- One step of the exact scoring of analyze_apps (the suspect scopes): each application against the last
+-- One step of the exact scoring of analyze_apps (the candidate scopes): each application against the last
 -- $window applications of its scope before it that are not outliers, with the outlier flags of the step
 -- before. Repeated until no flag changes; then every baseline holds exactly the normal applications before
 -- it, as a walk through the scope in time order would give.

@@ -1,49 +1,54 @@
 -- analyze_scopes: one row per baseline scope (env or its pool, service, version, direction) of the timed
--- applications up to $as_of: the script_baselines figures, and `suspect`, whether any application may be an
--- outlier against the last $window applications of its scope before it.
+-- applications up to $as_of, with the script_baselines figures and `candidate`: whether any of its
+-- applications can be an outlier at all.
 --
--- `suspect` comes from a first, set-based pass (DuckDB's window quantile_cont) that only chooses the scopes
--- to score exactly (analyze/rescore.sql); a scope with no outlier in that pass has none at all, since
--- keeping outliers out of later baselines changes nothing before the first one. quantile_cont rounds in the
--- last bits unlike the exact formula, so every threshold is taken with a margin (1e-9 of the values) that
--- rounding cannot cross: a suspect may prove normal, an outlier is never missed.
--- Parameters: $as_of, $window, $min_samples, $outlier_z, $outlier_ratio, $outlier_min_excess_ms,
--- $sigma_per_half_iqr, $mad_floor_ratio, $mad_floor_ms, $p95.
+-- An outlier is at least $outlier_min_excess_ms slower than, and $outlier_ratio times, the median of its
+-- baseline; that median is no less than the scope's fastest application and the outlier no slower than its
+-- slowest (in floating point too: subtraction and division are monotonic). So a scope whose slowest and
+-- fastest are closer than that, or that has no more than $min_samples applications, has no outlier, and
+-- only the few candidates are scored (analyze/outliers.sql, analyze/rescore.sql).
+--
+-- Aggregated per database first, then per scope: counting the databases so is far cheaper than
+-- count(DISTINCT). The last application is the one with the latest ts; `tied` marks the scopes where
+-- another shares that instant, whose name and last_ms analyze/scope_ties.sql sets by (ts, event_id) (a
+-- (ts, event_id) key on every row costs more than the rest of this query).
+-- Parameters: $as_of, $min_samples, $outlier_ratio, $outlier_min_excess_ms, $p95.
 CREATE OR REPLACE TEMP TABLE analyze_scopes AS
 WITH apps AS (
-    SELECT coalesce(p.pool, e.env) AS env, e.service, e.version, e.direction, e.name, e.database, e.own_ms,
-           e.ts, e.event_id
+    SELECT coalesce(p.pool, e.env) AS env, e.service, e.version, e.direction, e.database, e.name, e.own_ms, e.ts
     FROM migrate_events e LEFT JOIN analyze_pool p ON p.env = e.env
     WHERE e.kind = 'applied' AND e.own_ms IS NOT NULL AND e.ts <= $as_of
-), prior AS (
-    SELECT *, count(*) OVER w AS prior_n, quantile_cont(own_ms, [0.25, 0.5]) OVER w AS q
+), per_database AS (
+    SELECT env, service, version, direction, database,
+        count(*) AS n, list(own_ms) AS durations, min(own_ms) AS fastest, max(own_ms) AS slowest,
+        min(ts) AS first_at, max(ts, 2) AS latest, arg_max_null(name, ts) AS name, arg_max_null(own_ms, ts) AS last_ms
     FROM apps
-    WINDOW w AS (PARTITION BY env, service, version, direction ORDER BY ts, event_id
-                 ROWS BETWEEN $window PRECEDING AND 1 PRECEDING)
-), marked AS (
-    SELECT *, coalesce(
-        prior_n >= $min_samples
-        AND own_ms >= $outlier_ratio * (greatest(q[2], 1e-3) - slack)
-        AND own_ms - q[2] >= $outlier_min_excess_ms - slack
-        AND own_ms - q[2] >= $outlier_z * (greatest((q[2] - q[1]) * $sigma_per_half_iqr, q[2] * $mad_floor_ratio,
-                                                    $mad_floor_ms) - slack) - slack,
-        false) AS suspect
-    FROM (SELECT *, 1e-9 * (1 + abs(own_ms) + abs(q[1]) + abs(q[2])) AS slack FROM prior)
+    GROUP BY env, service, version, direction, database
 ), scopes AS (
     SELECT env, service, version, direction,
-        arg_max_null(name, (ts, event_id)) AS name,
-        count(*)::INTEGER AS n,
-        list_sort(list(own_ms)) AS sorted_ms,
-        arg_max_null(own_ms, (ts, event_id)) AS last_ms,
-        max(ts) AS last_at,
-        min(ts) AS first_at,
-        count(DISTINCT database)::INTEGER AS databases,
-        bool_or(suspect) AS suspect
-    FROM marked
+        arg_max_null(name, latest[1]) AS name,
+        sum(n)::INTEGER AS n,
+        list_sort(flatten(list(durations))) AS sorted_ms,
+        arg_max_null(last_ms, latest[1]) AS last_ms,
+        max(latest[1]) AS last_at,
+        min(first_at) AS first_at,
+        count(*)::INTEGER AS databases,
+        min(fastest) AS fastest,
+        max(slowest) AS slowest,
+        max(latest[1], 2) AS latest,
+        arg_max(latest[2] IS NOT DISTINCT FROM latest[1], latest[1]) AS tied_within
+    FROM per_database
     GROUP BY env, service, version, direction
+), figures AS (
+    SELECT *, analyze_quantile(sorted_ms, 0.5::DOUBLE) AS median_ms FROM scopes
 )
 SELECT env, service, version, direction, name, n, median_ms,
     analyze_quantile(sorted_ms, $p95::DOUBLE) AS p95_ms,
     analyze_quantile(list_sort(list_transform(sorted_ms, lambda x: abs(x - median_ms))), 0.5::DOUBLE) AS mad_ms,
-    last_ms, last_at, first_at, databases, suspect
-FROM (SELECT *, analyze_quantile(sorted_ms, 0.5::DOUBLE) AS median_ms FROM scopes);
+    last_ms, last_at, first_at, databases,
+    n > $min_samples AND slowest - fastest >= $outlier_min_excess_ms
+        AND slowest / greatest(fastest, 1e-3) >= $outlier_ratio AS candidate,
+    tied_within OR latest[2] IS NOT DISTINCT FROM latest[1] AS tied
+FROM figures;
+
+SELECT count(*) FILTER (WHERE tied) FROM analyze_scopes;

@@ -8,10 +8,13 @@ SELECT unnest($envs::VARCHAR[]) AS env, unnest($pools::VARCHAR[]) AS pool;
 -- analyze_quantile(sorted, q): the linear quantile of an ascending list as polars and numpy compute it:
 -- lo + (hi - lo) * frac at position (n - 1) * q. DuckDB's quantile_cont and median interpolate otherwise and
 -- differ in the last bits, so every median and quantile analyze stores or reports is this one.
+-- The list is bound once, as the lambda's `v`: a macro argument is substituted wherever the body names it, so
+-- an expensive argument (a sort) named eight times would be computed eight times.
 CREATE OR REPLACE TEMP MACRO analyze_quantile(s, q) AS
-    CASE WHEN floor((len(s) - 1)::DOUBLE * q) = ceil((len(s) - 1)::DOUBLE * q)
-         THEN s[floor((len(s) - 1)::DOUBLE * q)::BIGINT + 1]
-         ELSE s[floor((len(s) - 1)::DOUBLE * q)::BIGINT + 1]
-              + (s[ceil((len(s) - 1)::DOUBLE * q)::BIGINT + 1] - s[floor((len(s) - 1)::DOUBLE * q)::BIGINT + 1])
-                * ((len(s) - 1)::DOUBLE * q - floor((len(s) - 1)::DOUBLE * q))
-    END;
+    list_transform([s], lambda v:
+        CASE WHEN floor((len(v) - 1)::DOUBLE * q) = ceil((len(v) - 1)::DOUBLE * q)
+             THEN v[floor((len(v) - 1)::DOUBLE * q)::BIGINT + 1]
+             ELSE v[floor((len(v) - 1)::DOUBLE * q)::BIGINT + 1]
+                  + (v[ceil((len(v) - 1)::DOUBLE * q)::BIGINT + 1] - v[floor((len(v) - 1)::DOUBLE * q)::BIGINT + 1])
+                    * ((len(v) - 1)::DOUBLE * q - floor((len(v) - 1)::DOUBLE * q))
+        END)[1];
