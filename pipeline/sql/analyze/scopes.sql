@@ -8,36 +8,26 @@
 -- fastest are closer than that, or that has no more than $min_samples applications, has no outlier, and
 -- only the few candidates are scored (analyze/outliers.sql, analyze/rescore.sql).
 --
--- Aggregated per database first, then per scope: counting the databases so is far cheaper than
--- count(DISTINCT). The last application is the one with the latest ts; `tied` marks the scopes where
--- another shares that instant, whose name and last_ms analyze/scope_ties.sql sets by (ts, event_id) (a
--- (ts, event_id) key on every row costs more than the rest of this query).
+-- The last application is the one with the latest ts; `tied` marks the scopes where another shares that
+-- instant, whose name and last_ms analyze/scope_ties.sql sets by (ts, event_id) (a (ts, event_id) key on
+-- every row would cost more than the rest of this query).
 -- Parameters: $as_of, $min_samples, $outlier_ratio, $outlier_min_excess_ms, $p95.
 CREATE OR REPLACE TEMP TABLE analyze_scopes AS
 WITH apps AS (
-    SELECT coalesce(p.pool, e.env) AS env, e.service, e.version, e.direction, e.database, e.name, e.own_ms, e.ts
+    SELECT coalesce(p.pool, e.env) AS env, e.service, e.version, e.direction, e.name, e.own_ms, e.ts
     FROM migrate_events e LEFT JOIN analyze_pool p ON p.env = e.env
     WHERE e.kind = 'applied' AND e.own_ms IS NOT NULL AND e.ts <= $as_of
-), per_database AS (
-    SELECT env, service, version, direction, database,
-        count(*) AS n, list(own_ms) AS durations, min(own_ms) AS fastest, max(own_ms) AS slowest,
-        min(ts) AS first_at, max(ts, 2) AS latest, arg_max_null(name, ts) AS name, arg_max_null(own_ms, ts) AS last_ms
-    FROM apps
-    GROUP BY env, service, version, direction, database
 ), scopes AS (
     SELECT env, service, version, direction,
-        arg_max_null(name, latest[1]) AS name,
-        sum(n)::INTEGER AS n,
-        list_sort(flatten(list(durations))) AS sorted_ms,
-        arg_max_null(last_ms, latest[1]) AS last_ms,
-        max(latest[1]) AS last_at,
-        min(first_at) AS first_at,
-        count(*)::INTEGER AS databases,
-        min(fastest) AS fastest,
-        max(slowest) AS slowest,
-        max(latest[1], 2) AS latest,
-        arg_max(latest[2] IS NOT DISTINCT FROM latest[1], latest[1]) AS tied_within
-    FROM per_database
+        count(*)::INTEGER AS n,
+        list_sort(list(own_ms)) AS sorted_ms,
+        min(own_ms) AS fastest,
+        max(own_ms) AS slowest,
+        min(ts) AS first_at,
+        max(ts, 2) AS latest,
+        arg_max_null(name, ts) AS name,
+        arg_max_null(own_ms, ts) AS last_ms
+    FROM apps
     GROUP BY env, service, version, direction
 ), figures AS (
     SELECT *, analyze_quantile(sorted_ms, 0.5::DOUBLE) AS median_ms FROM scopes
@@ -45,10 +35,24 @@ WITH apps AS (
 SELECT env, service, version, direction, name, n, median_ms,
     analyze_quantile(sorted_ms, $p95::DOUBLE) AS p95_ms,
     analyze_quantile(list_sort(list_transform(sorted_ms, lambda x: abs(x - median_ms))), 0.5::DOUBLE) AS mad_ms,
-    last_ms, last_at, first_at, databases,
+    last_ms, latest[1] AS last_at, first_at, NULL::INTEGER AS databases,
     n > $min_samples AND slowest - fastest >= $outlier_min_excess_ms
         AND slowest / greatest(fastest, 1e-3) >= $outlier_ratio AS candidate,
-    tied_within OR latest[2] IS NOT DISTINCT FROM latest[1] AS tied
+    latest[2] IS NOT DISTINCT FROM latest[1] AS tied
 FROM figures;
+
+-- The databases of each scope: distinct pairs first, then counted (cheaper than count(DISTINCT), and it spills).
+UPDATE analyze_scopes s
+SET databases = d.databases
+FROM (
+    SELECT env, service, version, direction, count(*)::INTEGER AS databases
+    FROM (
+        SELECT DISTINCT coalesce(p.pool, e.env) AS env, e.service, e.version, e.direction, e.database
+        FROM migrate_events e LEFT JOIN analyze_pool p ON p.env = e.env
+        WHERE e.kind = 'applied' AND e.own_ms IS NOT NULL AND e.ts <= $as_of
+    )
+    GROUP BY env, service, version, direction
+) d
+WHERE s.env = d.env AND s.service = d.service AND s.version = d.version AND s.direction = d.direction;
 
 SELECT count(*) FILTER (WHERE tied) FROM analyze_scopes;
