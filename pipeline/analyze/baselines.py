@@ -34,15 +34,10 @@ _P95 = 0.95
 
 def _params(cfg: AnalyzeConfig) -> dict[str, object]:
     window = cfg.baseline_window
-    # A full baseline's quantiles (rescore.sql): positions (window - 1) * q as polars computes them, the two
-    # values around each picked by quantile_disc (index k at (k + 0.5) / window), and the fraction between.
-    around, fracs = [], {}
-    for name, q in (("q25_frac", 0.25), ("median_frac", 0.5)):
-        pos = (window - 1) * q
-        around += [(int(pos) + 0.5) / window, (math.ceil(pos) + 0.5) / window]
-        fracs[name] = pos - int(pos)
+    # quantile_disc fractions picking the neighbours of the quartile and median positions (rescore.sql)
+    around = [0.25, 0.5, 0.5 + 1 / (4 * window), (math.ceil((window - 1) * 0.25) + 0.5) / window]
     return {
-        "window": window, "full_quantiles": around, **fracs, "min_samples": cfg.min_samples, "outlier_z": cfg.outlier_z,
+        "window": window, "around": around, "min_samples": cfg.min_samples, "outlier_z": cfg.outlier_z,
         "outlier_ratio": cfg.outlier_ratio, "outlier_min_excess_ms": cfg.outlier_min_excess_ms,
         "sigma_per_half_iqr": 1 / _HALF_IQR_TO_SIGMA, "mad_floor_ratio": cfg.mad_floor_ratio,
         "mad_floor_ms": cfg.mad_floor_ms, "p95": _P95,

@@ -1,20 +1,21 @@
 -- analyze_readiness: the rollback_readiness rows as of $as_of, one per (service, version) applied up: is the
 -- down file there, was the down tried outside prod ($prod_envs) and did its last try pass, was the up applied
 -- again after it in that env. `name` is the first up event's as stored (the order events were loaded in).
--- The up steps are folded per (service, version, env) first: the envs applied and the re-application after a
--- down are then questions about those rows, not about every up step again.
+-- Each question reads the up steps for its own few columns (they are most of the events; the downs are few).
 CREATE OR REPLACE TEMP TABLE analyze_readiness AS
-WITH up_envs AS MATERIALIZED (
-    SELECT service, version, env, min(rowid) AS first_ord, arg_min_null(name, rowid) AS name,
-        min(ts) AS first_at, max(ts) AS last_at
+WITH ups AS NOT MATERIALIZED (
+    SELECT rowid AS ord, service, version, env, name, ts
     FROM migrate_events
     WHERE ts <= $as_of AND kind = 'applied' AND direction = 'up' AND version IS NOT NULL
-    GROUP BY service, version, env
-), base AS (
-    SELECT service, version, arg_min_null(name, first_ord) AS name, list_sort(list(env)) AS envs_applied,
-        bool_or(list_contains($prod_envs, env)) AS in_prod,
-        min(first_at) FILTER (WHERE list_contains($prod_envs, env)) AS first_prod_at
-    FROM up_envs
+), envs AS (
+    SELECT service, version, list_sort(list(env)) AS envs_applied
+    FROM (SELECT DISTINCT service, version, env FROM ups)
+    GROUP BY service, version
+), firsts AS (
+    SELECT service, version, arg_min_null(name, ord) AS name FROM ups GROUP BY service, version
+), prod AS (
+    SELECT service, version, min(ts) AS first_prod_at
+    FROM ups WHERE list_contains($prod_envs, env)
     GROUP BY service, version
 ), downs AS (
     SELECT rowid AS ord, env, service, version, kind, name, ts
@@ -30,16 +31,21 @@ WITH up_envs AS MATERIALIZED (
     FROM downs
     WHERE kind IN ('applied', 'migration_failed') AND NOT list_contains($prod_envs, env)
     GROUP BY service, version
+), reapplied AS (   -- the up applied again after the last down try, in the env of that try
+    SELECT DISTINCT t.service, t.version
+    FROM tried t JOIN ups u
+      ON u.service = t.service AND u.version = t.version AND u.env = t.last_down_env AND u.ts > t.last_down_at
 ), judged AS (
-    SELECT b.*,
+    SELECT e.service, e.version, n.name, e.envs_applied, p.first_prod_at IS NOT NULL AS in_prod, p.first_prod_at,
         CASE WHEN coalesce(f.empty, false) THEN 'missing' WHEN coalesce(f.named, false) THEN 'present'
              ELSE 'unknown' END AS down_file,
-        t.down_tried_envs, t.last_down_at, t.last_down_ok,
-        coalesce(u.last_at > t.last_down_at, false) AS reapplied_after_down
-    FROM base b
+        t.down_tried_envs, t.last_down_at, t.last_down_ok, r.service IS NOT NULL AS reapplied_after_down
+    FROM envs e
+    JOIN firsts n USING (service, version)
+    LEFT JOIN prod p USING (service, version)
     LEFT JOIN files f USING (service, version)
     LEFT JOIN tried t USING (service, version)
-    LEFT JOIN up_envs u ON u.service = b.service AND u.version = b.version AND u.env = t.last_down_env
+    LEFT JOIN reapplied r USING (service, version)
 )
 SELECT service, version, name, down_file, envs_applied, in_prod, first_prod_at, down_tried_envs, last_down_at,
     last_down_ok, reapplied_after_down,
