@@ -26,7 +26,6 @@ import math
 from pipeline.analyze.context import Analysis
 from pipeline.core.config import AnalyzeConfig
 
-SCOPE = ["env", "service", "version", "direction"]
 # Normal-consistent spread from the lower quartile: (median - q25) / 0.6745 = sigma.
 _HALF_IQR_TO_SIGMA = 0.6745
 _P95 = 0.95
