@@ -3,52 +3,63 @@
 DELETE FROM migrate_events WHERE stream_key IN (SELECT stream_key FROM touched_streams);
 
 INSERT INTO migrate_events
-WITH physical AS (
-    SELECT line_id, ts, ts_origin, stream_key, env, service, database, message, partial, whole,
+WITH streams AS (
+    -- Windows partition by a small integer rather than by the long stream key.
+    SELECT stream_key, row_number() OVER (ORDER BY stream_key) AS sid, starts_with(stream_key, 'run:') AS wrapped
+    FROM touched_streams
+), physical AS (
+    SELECT l.line_id, l.ts, l.ts_origin, s.sid, s.stream_key, s.wrapped, l.env, l.service, l.database, l.message,
+           l.partial, l.whole,
            row_number() OVER w AS pseq,
-           coalesce(lag(partial) OVER w, false) AS continues,
-           lag(ts) OVER w AS prev_ts
-    FROM log_lines
-    WHERE record = 'line' AND stream_key IN (SELECT stream_key FROM touched_streams)
-    WINDOW w AS (PARTITION BY stream_key ORDER BY ts, source_uri, line_no)
+           coalesce(lag(l.partial) OVER w, false) AS continues,
+           lag(l.ts) OVER w AS prev_ts
+    FROM log_lines l JOIN streams s USING (stream_key)
+    WHERE l.record = 'line'
+    WINDOW w AS (PARTITION BY s.sid ORDER BY l.ts, l.source_uri, l.line_no)
 ), pieces AS (
     -- Docker and CRI cut lines over 16 KiB into pieces; a piece continues into the next record. Only those
     -- few records are grouped; every other record is a logical line of its own.
     SELECT *, max(CASE WHEN NOT continues THEN pseq END)
-                  OVER (PARTITION BY stream_key ORDER BY pseq ROWS UNBOUNDED PRECEDING) AS lseq
+                  OVER (PARTITION BY sid ORDER BY pseq ROWS UNBOUNDED PRECEDING) AS lseq
     FROM physical WHERE partial OR continues
 ), logical AS (
-    SELECT stream_key, pseq AS lseq, ts, prev_ts, ts_origin, env, service, database,
+    SELECT sid, stream_key, wrapped, pseq AS lseq, ts, prev_ts, ts_origin, env, service, database,
            line_id AS first_line_id, 1 AS nphys, whole, message AS text
     FROM physical WHERE NOT partial AND NOT continues
     UNION ALL
-    SELECT stream_key, lseq, min(ts), first(prev_ts ORDER BY pseq), arg_min(ts_origin, pseq), arg_min(env, pseq),
+    SELECT sid, stream_key, wrapped, lseq, min(ts), first(prev_ts ORDER BY pseq), arg_min(ts_origin, pseq), arg_min(env, pseq),
            arg_min(service, pseq), arg_min(database, pseq), arg_min(line_id, pseq), count(*), bool_or(whole),
            string_agg(message, '' ORDER BY pseq)
-    FROM pieces GROUP BY stream_key, lseq
+    FROM pieces GROUP BY sid, stream_key, wrapped, lseq
 ), stripped AS (
-    SELECT *,
-        regexp_matches(text, '^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ') AS verbose_mode,
-        regexp_replace(text, '^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ', '') AS msg,
-        epoch_ms(ts) - epoch_ms(prev_ts) AS gap_ms
-    FROM logical
+    SELECT * EXCLUDE (text),
+        -- the prefix is 20 characters: `2006/01/02 15:04:05 `
+        CASE WHEN verbose_mode THEN substr(text, 21) ELSE text END AS msg
+    FROM (SELECT *, regexp_matches(text, '^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ') AS verbose_mode,
+                 epoch_ms(ts) - epoch_ms(prev_ts) AS gap_ms
+          FROM logical)
 ), classified AS (
     SELECT *,
+        -- Each pattern runs only on the lines that start (or contain) its literal part.
         CASE
             WHEN starts_with(msg, 'error: ') THEN 'error'
-            WHEN regexp_matches(msg, 'Dirty database version -?\d+\. Fix and force version\.') THEN 'error'
-            WHEN regexp_full_match(msg, 'Not applying all down migrations|Aborted dropping the entire database schema')
-                THEN 'error'
-            WHEN regexp_full_match(msg, 'Finished after \S+') THEN 'finished_total'
-            WHEN regexp_full_match(msg, 'Finished -?\d+/[ud] .* \(read \S+, ran \S+\)') THEN 'applied'
+            WHEN contains(msg, 'Dirty database version ')
+                 AND regexp_matches(msg, 'Dirty database version -?\d+\. Fix and force version\.') THEN 'error'
+            WHEN msg IN ('Not applying all down migrations', 'Aborted dropping the entire database schema') THEN 'error'
+            WHEN starts_with(msg, 'Finished after ') AND regexp_full_match(msg, 'Finished after \S+') THEN 'finished_total'
+            WHEN starts_with(msg, 'Finished ') AND regexp_full_match(msg, 'Finished -?\d+/[ud] .* \(read \S+, ran \S+\)')
+                THEN 'applied'
             WHEN regexp_full_match(msg, '\d+/[ud] .* \(\S+\)') THEN 'applied'
-            WHEN regexp_full_match(msg, '(Start buffering|Scheduled) \d+/[ud] .*') THEN 'buffering'
-            WHEN regexp_full_match(msg, 'Read and execute \d+/[ud] .*') THEN 'executing'
+            WHEN (starts_with(msg, 'Start buffering ') OR starts_with(msg, 'Scheduled '))
+                 AND regexp_full_match(msg, '(Start buffering|Scheduled) \d+/[ud] .*') THEN 'buffering'
+            WHEN starts_with(msg, 'Read and execute ') AND regexp_full_match(msg, 'Read and execute \d+/[ud] .*')
+                THEN 'executing'
             WHEN msg = 'no change' THEN 'no_change'
             WHEN regexp_full_match(msg, '-?\d+( \(dirty\))?') THEN 'version'
             WHEN msg = 'Closing source and database' THEN 'closing'
             WHEN starts_with(msg, 'Stopping after this running migration') THEN 'stopping'
-            WHEN regexp_full_match(msg, 'Are you sure you want to .*\? \[y/N\]|Applying all down migrations|Dropping the entire database schema')
+            WHEN msg IN ('Applying all down migrations', 'Dropping the entire database schema')
+                 OR starts_with(msg, 'Are you sure you want to ') AND regexp_full_match(msg, 'Are you sure you want to .*\? \[y/N\]')
                 THEN 'prompt'
             WHEN regexp_full_match(msg, 'v?\d+\.\d+\.\d+(-\S+)?') THEN 'cli_version'
             WHEN starts_with(msg, 'Usage: migrate ') THEN 'usage'
@@ -61,22 +72,22 @@ WITH physical AS (
     FROM stripped
 ), segmented AS (
     SELECT *, last_value(CASE WHEN breaker THEN lseq END IGNORE NULLS)
-                  OVER (PARTITION BY stream_key ORDER BY lseq ROWS UNBOUNDED PRECEDING) AS seg
+                  OVER (PARTITION BY sid ORDER BY lseq ROWS UNBOUNDED PRECEDING) AS seg
     FROM classified
 ), heads AS (
-    SELECT stream_key, seg, min(lseq) AS err_start
-    FROM segmented WHERE line_kind = 'error' GROUP BY stream_key, seg
+    SELECT sid, seg, min(lseq) AS err_start
+    FROM segmented WHERE line_kind = 'error' GROUP BY sid, seg
 ), blocked AS (
-    SELECT s.*, h.err_start FROM segmented s LEFT JOIN heads h USING (stream_key, seg)
+    SELECT s.*, h.err_start FROM segmented s LEFT JOIN heads h USING (sid, seg)
 ), error_blocks AS (
-    SELECT stream_key, err_start AS lseq,
+    SELECT sid, err_start AS lseq,
            string_agg(msg, chr(10) ORDER BY lseq) AS block_text, sum(nphys) AS block_lines
     FROM blocked WHERE err_start IS NOT NULL AND lseq >= err_start
-    GROUP BY stream_key, err_start
+    GROUP BY sid, err_start
 ), lines AS (
     SELECT b.*, coalesce(e.block_lines, b.nphys) AS line_count,
         CASE WHEN e.block_text IS NOT NULL THEN regexp_replace(e.block_text, '^error: ', '') END AS t0
-    FROM blocked b LEFT JOIN error_blocks e USING (stream_key, lseq)
+    FROM blocked b LEFT JOIN error_blocks e USING (sid, lseq)
     WHERE b.line_kind IS NOT NULL AND (b.err_start IS NULL OR b.lseq <= b.err_start)
 ), unglued AS (
     -- migrate's non-fatal logErr prints without a newline, so the fatal error lands on the same line:
@@ -115,8 +126,14 @@ WITH physical AS (
         CASE WHEN kind = 'applied' AND starts_with(msg, 'Finished ') THEN
             regexp_extract(msg, '^Finished (-?\d+)/([ud]) (.*) \(read (\S+), ran (\S+)\)$', ['v', 'd', 'name', 'read', 'ran'])
         ELSE {'v': '', 'd': '', 'name': '', 'read': '', 'ran': ''} END AS fin,
-        CASE WHEN kind = 'applied' AND NOT starts_with(msg, 'Finished ') THEN
-            regexp_extract(msg, '^(\d+)/([ud]) (.*) \((\S+)\)$', ['v', 'd', 'name', 'dur'])
+        -- `V/D NAME (DURATION)`, the commonest line: cut with string functions, as the line matched already
+        -- `\d+/[ud] .* \(\S+\)` (the name runs to the last ` (`, as a greedy `.*` would)
+        CASE WHEN kind = 'applied' AND NOT starts_with(msg, 'Finished ') THEN {
+            'v': split_part(msg, '/', 1),
+            'd': substr(msg, strpos(msg, '/') + 1, 1),
+            'name': substr(msg, strpos(msg, '/') + 3,
+                           length(msg) - strpos(msg, '/') - 4 - length(split_part(msg, ' (', -1))),
+            'dur': left(split_part(msg, ' (', -1), -1)}
         ELSE {'v': '', 'd': '', 'name': '', 'dur': ''} END AS app,
         CASE WHEN kind IN ('buffering', 'executing') THEN
             regexp_extract(msg, '^(?:Start buffering|Scheduled|Read and execute) (\d+)/([ud]) (.*)$', ['v', 'd', 'name'])
@@ -126,9 +143,19 @@ WITH physical AS (
                            ['message', 'col', 'line', 'sql', 'details'])
         ELSE {'message': '', 'col': '', 'line': '', 'sql': '', 'details': ''} END AS mf
     FROM kinded
+), timed AS (
+    -- each printed duration parsed once
+    SELECT *,
+        CASE WHEN fin.v <> '' THEN go_duration_ms(fin.read) END AS read_ms,
+        CASE WHEN fin.v <> '' THEN go_duration_ms(fin.ran) END AS ran_ms,
+        CASE
+            WHEN app.v <> '' AND kind = 'applied' THEN go_duration_ms(app.dur)
+            WHEN kind = 'finished_total' THEN go_duration_ms(regexp_extract(msg, '^Finished after (\S+)$', 1))
+        END AS printed_ms
+    FROM fields
 ), parsed AS (
     SELECT
-        first_line_id AS event_id, ts, ts_origin, stream_key, env, service, database, lseq AS seq, kind,
+        first_line_id AS event_id, ts, ts_origin, sid, stream_key, wrapped, env, service, database, lseq AS seq, kind,
         CASE
             WHEN fin.v <> '' THEN try_cast(fin.v AS BIGINT)
             WHEN app.v <> '' AND kind = 'applied' THEN try_cast(app.v AS BIGINT)
@@ -147,13 +174,9 @@ WITH physical AS (
             WHEN kind = 'version' AND ends_with(msg, '(dirty)') THEN '(dirty)'
             WHEN kind IN ('created', 'prompt', 'usage', 'cli_version', 'stopping') THEN msg
         END AS name,
-        CASE
-            WHEN fin.v <> '' THEN go_duration_ms(fin.read) + go_duration_ms(fin.ran)
-            WHEN app.v <> '' AND kind = 'applied' THEN go_duration_ms(app.dur)
-            WHEN kind = 'finished_total' THEN go_duration_ms(regexp_extract(msg, '^Finished after (\S+)$', 1))
-        END AS duration_ms,
-        CASE WHEN fin.v <> '' THEN go_duration_ms(fin.read) END AS read_ms,
-        CASE WHEN fin.v <> '' THEN go_duration_ms(fin.ran) END AS ran_ms,
+        CASE WHEN fin.v <> '' THEN read_ms + ran_ms ELSE printed_ms END AS duration_ms,
+        read_ms,
+        ran_ms,
         CASE kind
             WHEN 'migration_failed' THEN CASE
                 WHEN regexp_matches(t, 'already exists') THEN 'already_exists'
@@ -195,16 +218,16 @@ WITH physical AS (
         CASE WHEN kind = 'migration_failed' THEN try_cast(nullif(mf.line, '') AS INTEGER) END AS sql_line,
         CASE WHEN kind = 'migration_failed' THEN try_cast(nullif(mf.col, '') AS INTEGER) END AS sql_column,
         CASE WHEN kind = 'migration_failed' THEN nullif(mf.details, '') END AS error_detail,
-        verbose_mode, first_line_id, line_count, gap_ms
-    FROM fields
+        verbose_mode, line_count, gap_ms
+    FROM timed
 ), marked AS (
     SELECT *, lag(error_text) OVER w AS prev_error, lag(kind) OVER w AS prev_kind, lag(ts) OVER w AS prev_event_ts
-    FROM parsed WINDOW w AS (PARTITION BY stream_key ORDER BY seq)
+    FROM parsed WINDOW w AS (PARTITION BY sid ORDER BY seq)
 ), kept AS (
     SELECT *,
         CASE
             WHEN prev_kind IS NULL THEN true
-            WHEN starts_with(stream_key, 'run:') THEN false  -- a wrapper's run_id is one process already
+            WHEN wrapped THEN false  -- a wrapper's run_id is one process already
             WHEN epoch_ms(ts) - epoch_ms(prev_event_ts) > $run_gap_ms THEN true
             WHEN prev_kind IN ('dirty', 'migration_failed', 'lock_timeout', 'missing_file', 'connection_failed',
                                'prompt_refused', 'limit_short', 'error', 'no_change', 'version',
@@ -217,24 +240,22 @@ WITH physical AS (
     WHERE NOT (error_text IS NOT NULL AND prev_error IS NOT NULL AND coalesce(gap_ms, 0) <= 2000
                AND (error_text = prev_error OR (error_text = 'file does not exist' AND prev_kind = 'missing_file')))
 ), runs_assigned AS (
-    SELECT * EXCLUDE (exec_seq, exec_version0, exec_direction0, exec_name0),
+    SELECT * EXCLUDE (run, exec),
+        CASE WHEN wrapped THEN substr(stream_key, 5) ELSE run.id END AS run_id,
+        run.seq AS run_start_seq,
         -- A failed migration names no version without -verbose; with it, the last `Read and execute` does.
-        CASE WHEN exec_seq >= run_start_seq THEN exec_version0 END AS exec_version,
-        CASE WHEN exec_seq >= run_start_seq THEN exec_direction0 END AS exec_direction,
-        CASE WHEN exec_seq >= run_start_seq THEN exec_name0 END AS exec_name
+        CASE WHEN exec.seq >= run.seq THEN exec.version END AS exec_version,
+        CASE WHEN exec.seq >= run.seq THEN exec.direction END AS exec_direction,
+        CASE WHEN exec.seq >= run.seq THEN exec.name END AS exec_name
     FROM (
         SELECT *,
-            CASE WHEN starts_with(stream_key, 'run:') THEN substr(stream_key, 5)
-                 ELSE 'r' || left(md5(stream_key || chr(31)
-                                      || last_value(CASE WHEN starts_run THEN event_id END IGNORE NULLS) OVER w), 15)
-            END AS run_id,
-            last_value(CASE WHEN starts_run THEN seq END IGNORE NULLS) OVER w AS run_start_seq,
-            last_value(CASE WHEN kind = 'executing' THEN seq END IGNORE NULLS) OVER w AS exec_seq,
-            last_value(CASE WHEN kind = 'executing' THEN version END IGNORE NULLS) OVER w AS exec_version0,
-            last_value(CASE WHEN kind = 'executing' THEN direction END IGNORE NULLS) OVER w AS exec_direction0,
-            last_value(CASE WHEN kind = 'executing' THEN name END IGNORE NULLS) OVER w AS exec_name0
+            -- a run is named after its stream and its first event (hashed once per run, not per event)
+            last_value(CASE WHEN starts_run THEN {'seq': seq, 'id': 'r' || left(md5(stream_key || chr(31) || event_id), 15)}
+                       END IGNORE NULLS) OVER w AS run,
+            last_value(CASE WHEN kind = 'executing' THEN {'seq': seq, 'version': version, 'direction': direction,
+                                                          'name': name} END IGNORE NULLS) OVER w AS exec
         FROM kept
-        WINDOW w AS (PARTITION BY stream_key ORDER BY seq ROWS UNBOUNDED PRECEDING)
+        WINDOW w AS (PARTITION BY sid ORDER BY seq ROWS UNBOUNDED PRECEDING)
     )
 ), applied AS (
     -- APPLIED durations are near-cumulative (read counts from when the script was queued, up to
@@ -251,15 +272,16 @@ WITH physical AS (
         SELECT event_id, ts, ts_origin, duration_ms, ran_ms,
                lag(duration_ms) OVER w AS prev_dur, lag(ts) OVER w AS prev_ts, row_number() OVER w AS pos
         FROM runs_assigned WHERE kind = 'applied'
-        WINDOW w AS (PARTITION BY run_id ORDER BY seq)
+        WINDOW w AS (PARTITION BY sid, run_start_seq ORDER BY seq)
     )
 )
 SELECT
-    r.event_id, r.ts, r.run_id, r.stream_key, r.env, r.service, r.database, r.seq, r.kind,
+    r.event_id, r.ts,
+    r.run_id, r.stream_key, r.env, r.service, r.database, r.seq, r.kind,
     CASE WHEN r.kind = 'migration_failed' THEN coalesce(r.version, r.exec_version) ELSE r.version END,
     CASE WHEN r.kind = 'migration_failed' THEN coalesce(r.direction, r.exec_direction) ELSE r.direction END,
     CASE WHEN r.kind = 'migration_failed' THEN coalesce(r.name, r.exec_name) ELSE r.name END,
     r.duration_ms, r.read_ms, r.ran_ms, a.own_ms,
     r.error_class, r.error_text, r.error_message, r.sql_line, r.sql_column, r.error_detail,
-    r.verbose_mode, r.first_line_id, r.line_count
+    r.verbose_mode, r.event_id, r.line_count
 FROM runs_assigned r LEFT JOIN applied a USING (event_id);
