@@ -2,8 +2,10 @@
 
 Ingest queues every stream whose lines changed in `pending_streams`; `rebuild` re-derives the events and
 runs of exactly those streams, set-based in SQL (`sql/parse/events.sql`, `sql/parse/runs.sql`), in parts
-of about `REBUILD_LINES` lines so the window queries stay within memory. A part commits whole, so a failed
-rebuild leaves its streams queued and the next ingest redoes them.
+of about `REBUILD_LINES` lines so the window queries stay within memory. The streams are cut into parts in
+time order, and each part reads log_lines and migrate_events only within its time range, which the zone
+maps of those tables skip to: a part's cost follows its own lines, not the warehouse's history. A part
+commits whole, so a failed rebuild leaves its streams queued and the next ingest redoes them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pipeline.warehouse import execute, scalar, transaction
 
 __all__ = ["ParseResult", "rebuild"]
 
-REBUILD_LINES = 1_000_000
+REBUILD_LINES = 250_000
 
 
 @dataclass(frozen=True)
@@ -35,22 +37,40 @@ class ParseResult:
         return f"{self.events:,} migrate events in {self.runs:,} runs rebuilt ({self.streams:,} streams)"
 
 
+_PLAN = """
+CREATE OR REPLACE TEMP TABLE rebuild_plan AS
+WITH lines AS (
+    SELECT stream_key, count(*) AS n, min(ts) AS lo, max(ts) AS hi FROM log_lines
+    WHERE stream_key IN (SELECT stream_key FROM pending_streams) GROUP BY stream_key
+), events AS (   -- where a stream's old events are: they go too
+    SELECT stream_key, min(ts) AS lo, max(ts) AS hi FROM migrate_events
+    WHERE stream_key IN (SELECT stream_key FROM pending_streams) GROUP BY stream_key
+), streams AS (
+    SELECT p.stream_key, coalesce(l.n, 0) AS n, least(l.lo, e.lo) AS lo, greatest(l.hi, e.hi) AS hi
+    FROM (SELECT DISTINCT stream_key FROM pending_streams) p
+    LEFT JOIN lines l USING (stream_key) LEFT JOIN events e USING (stream_key)
+)
+SELECT stream_key, lo, hi,
+    (sum(n) OVER (ORDER BY lo, stream_key ROWS UNBOUNDED PRECEDING) - n) // $lines AS part
+FROM streams
+"""
+
+
 def rebuild(con: duckdb.DuckDBPyConnection, *, config: Config) -> ParseResult:
     """Rebuild events and runs of the streams in `pending_streams`, one transaction per part."""
     streams = scalar(con, "SELECT count(*) FROM pending_streams")
     if not streams:
         return ParseResult(0, 0, 0)
-    total = scalar(con, "SELECT count(*) FROM log_lines WHERE stream_key IN (SELECT stream_key FROM pending_streams)")
-    parts = max(1, -(-total // REBUILD_LINES))
+    execute(con, _PLAN, {"lines": REBUILD_LINES})
+    parts = con.execute("SELECT part, min(lo), max(hi) FROM rebuild_plan GROUP BY part ORDER BY part").fetchall()
     event_count = run_count = 0
-    for part in range(parts):
+    for part, lo, hi in parts:
         try:
             with transaction(con):
-                execute(con, "CREATE OR REPLACE TEMP TABLE touched_streams AS SELECT DISTINCT stream_key "
-                             "FROM pending_streams WHERE hash(stream_key) % $parts = $part",
-                        {"parts": parts, "part": part})
-                event_count += rebuild_events(con, config=config)
-                run_count += rebuild_runs(con, config=config)
+                execute(con, "CREATE OR REPLACE TEMP TABLE touched_streams AS SELECT stream_key FROM rebuild_plan "
+                             "WHERE part = $part", {"part": part})
+                event_count += rebuild_events(con, config=config, lo=lo, hi=hi)
+                run_count += rebuild_runs(con, config=config, lo=lo, hi=hi)
                 con.execute("DELETE FROM pending_streams WHERE stream_key IN (SELECT stream_key FROM touched_streams)")
         except duckdb.Error as e:
             raise WarehouseError(f"rebuilding events and runs failed: {str(e).splitlines()[0]} "

@@ -1,6 +1,8 @@
 -- Rebuild migrate_events for the streams in `touched_streams` from their log_lines.
--- Parameters: $cont_ms (continuation window of multi-line errors), $run_gap_ms (silence that starts a run).
-DELETE FROM migrate_events WHERE stream_key IN (SELECT stream_key FROM touched_streams);
+-- Parameters: $cont_ms (continuation window of multi-line errors), $run_gap_ms (silence that starts a run),
+-- $lo and $hi: the time range of those streams' lines and old events (the tables' zone maps skip the rest).
+DELETE FROM migrate_events
+WHERE (ts BETWEEN $lo AND $hi OR ts IS NULL) AND stream_key IN (SELECT stream_key FROM touched_streams);
 
 INSERT INTO migrate_events
 WITH streams AS (
@@ -14,7 +16,7 @@ WITH streams AS (
            coalesce(lag(l.partial) OVER w, false) AS continues,
            lag(l.ts) OVER w AS prev_ts
     FROM log_lines l JOIN streams s USING (stream_key)
-    WHERE l.record = 'line'
+    WHERE l.record = 'line' AND (l.ts BETWEEN $lo AND $hi OR l.ts IS NULL)
     WINDOW w AS (PARTITION BY s.sid ORDER BY l.ts, l.source_uri, l.line_no)
 ), pieces AS (
     -- Docker and CRI cut lines over 16 KiB into pieces; a piece continues into the next record. Only those

@@ -12,8 +12,9 @@ FROM runs WHERE stream_key IN (SELECT stream_key FROM touched_streams);
 DELETE FROM runs WHERE stream_key IN (SELECT stream_key FROM touched_streams);
 
 INSERT INTO runs BY NAME
-WITH ev AS (
-    SELECT * FROM migrate_events WHERE stream_key IN (SELECT stream_key FROM touched_streams)
+WITH ev AS (   -- $lo, $hi: the time range of the touched streams' lines and events
+    SELECT * FROM migrate_events
+    WHERE (ts BETWEEN $lo AND $hi OR ts IS NULL) AND stream_key IN (SELECT stream_key FROM touched_streams)
 ), agg AS (
     SELECT run_id, stream_key,
         min(ts) AS first_ts, max(ts) AS last_ts,
@@ -62,7 +63,8 @@ WITH ev AS (
         arg_max(attrs, ts) FILTER (WHERE record = 'run_end') AS end_attrs,
         arg_min(env, ts) AS env, arg_min(service, ts) AS service, arg_min(database, ts) AS database
     FROM log_lines
-    WHERE record IN ('run_start', 'run_end') AND stream_key IN (SELECT stream_key FROM touched_streams)
+    WHERE record IN ('run_start', 'run_end') AND (ts BETWEEN $lo AND $hi OR ts IS NULL)
+      AND stream_key IN (SELECT stream_key FROM touched_streams)
     GROUP BY stream_key
 ), joined AS (
     SELECT
