@@ -7,9 +7,6 @@ import json
 import random
 import re
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,12 +14,13 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from pipeline.api import ingest
 from pipeline.cli import main
 from pipeline.core.config import Config
-from pipeline.api import ingest
 from pipeline.warehouse import connect
 
-from .conftest import CAPTURES, ROOT, SAMPLE_LOGS, SampleTemplate, rows, sample_truth
+from .conftest import CAPTURES, SAMPLE_LOGS, SampleTemplate, rows, sample_truth
+from .kit.kill import ingest_killed_midway
 from .test_redact import SECRETS
 
 REAL_LINES = sorted({ln for p in CAPTURES.glob("*.txt") for ln in p.read_text(encoding="utf-8").splitlines()})[:400]
@@ -93,21 +91,7 @@ def test_an_ingest_killed_with_sigkill_then_rerun_ends_with_the_uninterrupted_co
     config = tmp_path / "lens.toml"
     config.write_text("[ingest]\nbatch_lines = 5000\n", encoding="utf-8")
     db = tmp_path / "killed.duckdb"
-    cli = [str(ROOT / ".venv" / "bin" / "migrate-lens")]
-    if not Path(cli[0]).exists():
-        cli = [sys.executable, "-c", "from pipeline.cli import main; main()"]
-    proc = subprocess.Popen([*cli, "--config", str(config), "--db", str(db), "--no-progress", "ingest", str(logs)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # Kill it once some of it is stored: the WAL grows as batches commit.
-    deadline = time.monotonic() + 60
-    wal = Path(str(db) + ".wal")
-    while time.monotonic() < deadline and proc.poll() is None:
-        if wal.exists() and wal.stat().st_size > 200_000:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_mid_run = proc.returncode == -signal.SIGKILL
+    killed_mid_run = ingest_killed_midway(db, config, logs, wal_bytes=200_000, timeout=60) == -signal.SIGKILL
     again = CliRunner().invoke(main, ["--config", str(config), "--db", str(db), "--no-progress", "ingest", str(logs)])
     assert again.exit_code == 0, again.stderr
     clean = connect(tmp_path / "clean.duckdb")

@@ -7,9 +7,6 @@ import gzip
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -22,7 +19,8 @@ from pipeline.cli import main
 from pipeline.core.config import Config, IngestConfig
 from pipeline.warehouse import connect
 
-from .conftest import ROOT, rows
+from .conftest import rows
+from .kit.kill import ingest_killed_midway
 
 ALONE = Config(ingest=IngestConfig(group_source_bytes=0))  # every source on its own, batch by batch
 
@@ -165,21 +163,7 @@ def test_an_ingest_killed_during_grouped_loads_leaves_no_half_loaded_source_and_
     config = tmp_path / "lens.toml"
     config.write_text("[ingest]\ngroup_lines = 600\n", encoding="utf-8")
     db = tmp_path / "killed.duckdb"
-    cli = [str(ROOT / ".venv" / "bin" / "migrate-lens")]
-    if not Path(cli[0]).exists():
-        cli = [sys.executable, "-c", "from pipeline.cli import main; main()"]
-    proc = subprocess.Popen([*cli, "--config", str(config), "--db", str(db), "--no-progress", "ingest", str(logs)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # Kill it once some groups are stored: the WAL grows as groups commit.
-    deadline = time.monotonic() + 120
-    wal = Path(str(db) + ".wal")
-    while time.monotonic() < deadline and proc.poll() is None:
-        if wal.exists() and wal.stat().st_size > 400_000:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the ingest finished before it could be killed: make the input bigger"
+    assert ingest_killed_midway(db, config, logs, wal_bytes=400_000) == -signal.SIGKILL, "the ingest finished before it could be killed: make the input bigger"
     killed = connect(db)
     stored = rows(killed, "SELECT count(*) FROM ingested_sources")[0][0]
     assert 0 < stored < 400
