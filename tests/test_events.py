@@ -140,3 +140,24 @@ def test_verbose_local_time_prefix_is_converted_and_an_envelope_time_wins(tmp_pa
     load(docker, config=Config(ingest=IngestConfig(verbose_timezone="Europe/Berlin")))
     assert rows(warehouse, "SELECT ts, ts_origin FROM log_lines WHERE source_uri LIKE '%c-json.log'") == [
         (datetime(2026, 11, 10, 10, 0, 0, 250000), "envelope")]
+
+
+def test_an_empty_step_ran_nothing_whatever_migrate_printed_for_it(tmp_path, warehouse, load):
+    # 0147: in -verbose mode the `<empty>` step's `ran` is the time it waited in the queue, not work.
+    stream = _ingest_text(tmp_path, load, "empty", """
+        2026/11/21 23:52:08 Read and execute 6/d add_orders_user_id_index
+        2026/11/21 23:52:08 Finished 6/d add_orders_user_id_index (read 82.429657ms, ran 2.544058ms)
+        2026/11/21 23:52:08 Finished 5/d <empty> (read 0s, ran 88.432946ms)
+        2026/11/21 23:52:08 Read and execute 4/d backfill_order_status
+        2026/11/21 23:52:10 Finished 4/d backfill_order_status (read 89.779878ms, ran 1.298264832s)
+    """)
+    applied = [(e[1], e[3], e[4], e[5]) for e in _events(warehouse, stream) if e[0] == "applied"]
+    assert applied == [(6, "add_orders_user_id_index", pytest.approx(84.973715), pytest.approx(2.544058)),
+                       (5, "<empty>", pytest.approx(88.432946), 0),
+                       (4, "backfill_order_status", pytest.approx(1388.04471), pytest.approx(1298.264832))]
+    default = _ingest_text(tmp_path, load, "empty-default", """
+        6/d add_orders_user_id_index (5.1ms)
+        5/d <empty> (66.059795ms)
+        4/d backfill_order_status (1.3s)
+    """)
+    assert [round(e[5], 3) for e in _events(warehouse, default)] == [5.1, 0, 1233.94]

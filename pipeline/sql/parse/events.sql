@@ -265,13 +265,15 @@ WITH streams AS (
     -- APPLIED values; past the prefetch window, the step between the shipper's arrival times.
     SELECT event_id,
         CASE
+            -- no file for that direction: nothing ran (a verbose `ran` of it is queue wait)
+            WHEN name = '<empty>' THEN 0
             WHEN ran_ms IS NOT NULL THEN ran_ms
             WHEN prev_dur IS NULL THEN duration_ms
             WHEN pos <= 10 OR ts_origin <> 'envelope' THEN greatest(duration_ms - prev_dur, 0)
             ELSE (epoch_us(ts) - epoch_us(prev_ts)) / 1000.0
         END AS own_ms
     FROM (
-        SELECT event_id, ts, ts_origin, duration_ms, ran_ms,
+        SELECT event_id, ts, ts_origin, name, duration_ms, ran_ms,
                lag(duration_ms) OVER w AS prev_dur, lag(ts) OVER w AS prev_ts, row_number() OVER w AS pos
         FROM runs_assigned WHERE kind = 'applied'
         WINDOW w AS (PARTITION BY sid, run_start_seq ORDER BY seq)
