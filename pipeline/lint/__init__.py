@@ -77,8 +77,11 @@ def lint(folder: Path, *, multi_statement: bool = False, config: LintConfig | No
             found.append((f, f.path.name, Found("missing-up", 1, (
                 f"{f.path.name} has no up file: migrate records version {f.version} as applied and runs "
                 "nothing for it; add the up file or remove this one"))))
-        elif f.direction == "down" and pair is not None and f.path in parsed and pair.path in parsed:
-            found += [(f, f.path.name, x) for x in _inverse(parsed[pair.path], parsed[f.path], pair)]
+        elif f.direction == "down" and f.path in parsed:
+            # the up of the same name: with duplicate versions, the version alone pairs the wrong files
+            up = f.path.with_name(f.path.name[: -len(f".down.{f.ext}")] + f".up.{f.ext}")
+            if up in parsed:
+                found += [(f, f.path.name, x) for x in _inverse(parsed[up], parsed[f.path], up.name)]
     issues, suppressed = _finish(found, parsed, config or LintConfig())
     return LintResult(folder, len(files), len({f.version for f in files}), tuple(issues), suppressed)
 
@@ -121,7 +124,7 @@ def _lint_sql(f: _File, sql: SqlFile, multi_statement: bool, checks: NotNullChec
     return FileCheck(sql, f.direction == "up", multi_statement, checks).run()
 
 
-def _inverse(up: SqlFile, down: SqlFile, up_file: _File) -> list[Found]:
+def _inverse(up: SqlFile, down: SqlFile, up_name: str) -> list[Found]:
     if not down.statements or any(s.node is None for s in (*up.statements, *down.statements)):
         return []  # empty-down and unparsable say more
     left, gone = missing_inverse(up, down)
@@ -129,9 +132,9 @@ def _inverse(up: SqlFile, down: SqlFile, up_file: _File) -> list[Found]:
         return []
     parts = []
     if left:
-        parts.append(f"does not drop {', '.join(map(str, left))} that {up_file.path.name} creates")
+        parts.append(f"does not drop {', '.join(map(str, left))} that {up_name} creates")
     if gone:
-        parts.append(f"does not re-create {', '.join(map(str, gone))} that {up_file.path.name} drops")
+        parts.append(f"does not re-create {', '.join(map(str, gone))} that {up_name} drops")
     return [Found("down-not-inverse", 1, (
         f"this down {' and '.join(parts)}: `migrate down` succeeds and leaves the schema between two versions"))]
 

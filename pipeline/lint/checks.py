@@ -164,7 +164,7 @@ class FileCheck:
             self.add("index-not-concurrent", st, (
                 f"CREATE INDEX on {table} blocks every write to it until the index is built; write CREATE INDEX "
                 "CONCURRENTLY, alone in its migration file"))
-            self.takes_lock(st, "CREATE INDEX", table)
+            self.takes_lock(st, f"CREATE INDEX {node.idxname or ''}".rstrip(), table)
 
     def on_ViewStmt(self, st: Statement, node: ast.ViewStmt) -> None:  # noqa: N802
         self.not_idempotent_create(st, Obj("view", node.view.relname), node.replace)
@@ -198,7 +198,7 @@ class FileCheck:
             self.add("not-idempotent", st, (
                 f"CREATE TRIGGER {node.trigname} fails if it already exists; write CREATE OR REPLACE TRIGGER "
                 "(PostgreSQL 14+) or DROP TRIGGER IF EXISTS before it"))
-        self.takes_lock(st, "CREATE TRIGGER", table)
+        self.takes_lock(st, f"CREATE TRIGGER {node.trigname}", table)
 
     def on_AlterEnumStmt(self, st: Statement, node: ast.AlterEnumStmt) -> None:  # noqa: N802
         if node.newVal and not node.oldVal and not node.skipIfNewValExists:
@@ -227,7 +227,7 @@ class FileCheck:
                 f"TRUNCATE {', '.join(old)} in an up migration destroys data that no down can bring back; "
                 "review it (copy the data first, or split the change)"))
         for table in old[:1]:
-            self.takes_lock(st, "TRUNCATE", table)
+            self.takes_lock(st, f"TRUNCATE {table}", table)
 
     def on_RenameStmt(self, st: Statement, node: ast.RenameStmt) -> None:  # noqa: N802
         old, new = nodes.renamed(node)
@@ -262,7 +262,7 @@ class FileCheck:
                 "is done; write DROP INDEX CONCURRENTLY, alone in its migration file"))
             self.takes_lock(st, f"DROP INDEX {gone[0].name}", "")
         elif kind == "table" and gone:
-            self.takes_lock(st, "DROP TABLE", gone[0].name)
+            self.takes_lock(st, f"DROP TABLE {gone[0].name}", gone[0].name)
 
     def on_AlterTableStmt(self, st: Statement, node: ast.AlterTableStmt) -> None:  # noqa: N802
         if node.objtype != ObjectType.OBJECT_TABLE or node.relation is None:
