@@ -163,5 +163,5 @@ def test_lint_starts_without_duckdb_or_polars(tmp_path):
 def test_statements_on_a_table_created_unguarded_in_the_file_leave_the_create_as_the_one_issue(tmp_path):
     sql = ("CREATE TABLE accounts (id bigint);\nALTER TABLE accounts ADD COLUMN plan text;\n"
            "ALTER TABLE accounts DROP COLUMN plan;\nCREATE INDEX accounts_id ON accounts (id);\n")
-    folder = write(tmp_path, {"1_a.up.sql": sql, "1_a.down.sql": "DROP TABLE IF EXISTS accounts;\n"})
+    folder = write(tmp_path, {"1_a.up.sql": sql, "1_a.down.sql": "SET lock_timeout = '1s';\nDROP TABLE IF EXISTS accounts;"})
     assert [(i.rule, i.line) for i in lint(folder).issues] == [("not-idempotent", 1)]
