@@ -165,3 +165,12 @@ def test_statements_on_a_table_created_unguarded_in_the_file_leave_the_create_as
            "ALTER TABLE accounts DROP COLUMN plan;\nCREATE INDEX accounts_id ON accounts (id);\n")
     folder = write(tmp_path, {"1_a.up.sql": sql, "1_a.down.sql": "SET lock_timeout = '1s';\nDROP TABLE IF EXISTS accounts;"})
     assert [(i.rule, i.line) for i in lint(folder).issues] == [("not-idempotent", 1)]
+
+
+def test_every_rule_is_in_the_readme_table_and_the_contract():
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    contract = (root / "docs" / "contract.md").read_text(encoding="utf-8")
+    for rid, rule in RULES.items():
+        assert f"| `{rid}` | {rule.level} | {rule.title} | {rule.why} | {rule.fix} |" in readme, rid
+        assert f"| `{rid}` | {rule.level} | {rule.title} |" in contract, rid
