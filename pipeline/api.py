@@ -20,42 +20,93 @@ subclasses whose message names the thing and the fix.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-import polars as pl
-
-from pipeline import alerts as _alerts
-from pipeline import analyze as _analyze
-from pipeline import ingest as _ingest
 from pipeline import lint as _lint
-from pipeline import parse as _parse
-from pipeline import query as _query
-from pipeline import report as _report
-from pipeline import warehouse as _warehouse
-from pipeline.alerts import AlertResult, Rules, load_rules
-from pipeline.analyze import AnalyzeResult
 from pipeline.core.config import Config, load_config
 from pipeline.core.errors import ConfigError, DeliveryError, SourceError, WarehouseError
 from pipeline.core.vocabulary import FINDINGS_EXIT, at_or_above
 from pipeline.core.weeks import Week
-from pipeline.ingest import IngestResult
 from pipeline.lint import LintResult
 from pipeline.lint import exit_code as lint_exit_code
 from pipeline.lint import render as render_lint
-from pipeline.query import ExportResult
-from pipeline.query.output import render as render_frame
-from pipeline.query.output import write as write_frame
-from pipeline.report import ReportResult
-from pipeline.warehouse import connect
-from pipeline.warehouse import retention as _retention
-from pipeline.warehouse.named import NamedQuery, named_queries
-from pipeline.warehouse.retention import PruneResult
-from pipeline.wrap import WrapResult, wrap
+
+if TYPE_CHECKING:
+    import duckdb
+    import polars as pl
+
+    from pipeline import alerts, analyze, ingest, parse, query, report, warehouse  # noqa: F401
+    from pipeline import wrap as _wrap_stage  # noqa: F401
+    from pipeline.alerts import AlertResult, Rules
+    from pipeline.analyze import AnalyzeResult
+    from pipeline.ingest import IngestResult
+    from pipeline.query import ExportResult
+    from pipeline.report import ReportResult
+    from pipeline.warehouse.named import NamedQuery
+    from pipeline.warehouse.retention import PruneResult
+    from pipeline.wrap import WrapResult
+
+
+class _Stage:
+    """A module imported on first use: `lint` (and `--help`) start without DuckDB, polars and the stages."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+_alerts = _Stage("pipeline.alerts")
+_analyze = _Stage("pipeline.analyze")
+_ingest = _Stage("pipeline.ingest")
+_parse = _Stage("pipeline.parse")
+_query = _Stage("pipeline.query")
+_report = _Stage("pipeline.report")
+_warehouse = _Stage("pipeline.warehouse")
+_retention = _Stage("pipeline.warehouse.retention")
+# Names this module re-exports from the stages, imported when first asked for.
+_REEXPORTS = {
+    "AlertResult": "pipeline.alerts", "Rules": "pipeline.alerts", "load_rules": "pipeline.alerts",
+    "AnalyzeResult": "pipeline.analyze", "IngestResult": "pipeline.ingest", "ExportResult": "pipeline.query",
+    "ReportResult": "pipeline.report", "connect": "pipeline.warehouse", "NamedQuery": "pipeline.warehouse.named",
+    "PruneResult": "pipeline.warehouse.retention", "WrapResult": "pipeline.wrap",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REEXPORTS:
+        return getattr(importlib.import_module(_REEXPORTS[name]), name)
+    raise AttributeError(f"module 'pipeline.api' has no attribute {name!r}")
+
+
+def named_queries() -> dict[str, NamedQuery]:
+    """The named queries shipped in `queries/`, by name."""
+    return _Stage("pipeline.warehouse.named").named_queries()  # type: ignore[no-any-return]
+
+
+def render_frame(frame: pl.DataFrame, output_format: str) -> str:
+    """A query result as text, CSV, JSON or Markdown."""
+    return _Stage("pipeline.query.output").render(frame, output_format)  # type: ignore[no-any-return]
+
+
+def write_frame(frame: pl.DataFrame, output_format: str, path: Path) -> None:
+    """A query result written to `path` (Parquet, CSV, JSON, …)."""
+    _Stage("pipeline.query.output").write(frame, output_format, path)
+
+
+def wrap(args: list[str], *, events: Path, env: str | None, service: str | None,
+         database: str | None) -> WrapResult:
+    """Run migrate (`args`), record its run in `events`, and return how it exited."""
+    return _Stage("pipeline.wrap").wrap(args, events=events, env=env, service=service,  # type: ignore[no-any-return]
+                                        database=database)
+
 
 __all__ = [
     "DEFAULT_DB",
@@ -144,9 +195,9 @@ def query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str, st
     return _query.run_query(con, name_or_sql, params or {}, as_of)
 
 
-def lint(folder: Path, *, multi_statement: bool = False) -> LintResult:
-    """Lint a golang-migrate folder (no warehouse needed)."""
-    return _lint.lint(folder, multi_statement=multi_statement)
+def lint(folder: Path, *, multi_statement: bool = False, config: Config | None = None) -> LintResult:
+    """Lint a golang-migrate folder (no warehouse needed); `config.lint` disables rules or sets their levels."""
+    return _lint.lint(folder, multi_statement=multi_statement, config=(config or Config()).lint)
 
 
 @dataclass(frozen=True)
@@ -244,7 +295,7 @@ class Lens:
     @contextmanager
     def connection(self, *, read_only: bool = False, create: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection to the warehouse; only the commands that load something pass `create`."""
-        con = connect(self.db, read_only=read_only, settings=self.config.warehouse, create=create)
+        con = _warehouse.connect(self.db, read_only=read_only, settings=self.config.warehouse, create=create)
         try:
             yield con
         finally:
@@ -265,13 +316,13 @@ class Lens:
             return report(con, config=self.config, as_of=self.as_of, out=self.out, week=week)
 
     def alert(self, *, rules: Rules | Path | None = None, dry_run: bool = False) -> AlertResult:
-        loaded = rules if isinstance(rules, Rules) else load_rules(rules)
+        loaded = rules if isinstance(rules, _alerts.Rules) else _alerts.load_rules(rules)
         with self.connection() as con:
             return alert(con, rules=loaded, as_of=self.as_of, out=self.out, dry_run=dry_run)
 
     def run(self, sources: list[str], *, rules: Rules | Path | None = None, envelope: str | None = None,
             week: str | None = None, dry_run: bool = False, since: datetime | None = None) -> JobResult:
-        loaded = rules if isinstance(rules, Rules) else load_rules(rules)  # a bad rules file stops it before any change
+        loaded = rules if isinstance(rules, _alerts.Rules) else _alerts.load_rules(rules)  # a bad rules file stops it before any change
         with self.connection(create=True) as con:
             job = run(con, sources, config=self.config, as_of=self.as_of, out=self.out, rules=loaded,
                       envelope=envelope, week=week, dry_run=dry_run, since=since, progress=self.progress)

@@ -243,8 +243,9 @@ def export(folder: Path) -> None:
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Write the report to this file.")
 def lint_command(folder: Path, output_format: str, fail_on: str, multi_statement: bool, service: str | None,
                  output: Path | None) -> None:
-    """Lint a golang-migrate folder: missing downs, duplicates, non-idempotent DDL, CONCURRENTLY in a transaction."""
-    result = lint(folder, multi_statement=multi_statement)
+    """Lint a golang-migrate folder with PostgreSQL's parser: rollback, idempotency, locks and rewrites."""
+    config = load_config(click.get_current_context().find_root().meta.get(_COMMON, {}).get("config"))
+    result = lint(folder, multi_statement=multi_statement, config=config)
     code = lint_exit_code(result, fail_on)  # a bad --fail-on is a usage error before anything is written
     text = render_lint(result, output_format)
     if output:

@@ -13,6 +13,8 @@ Cases (all by default; `--quick` shrinks every size for a smoke run of a few min
 * `analyze`           analyze at 1 M and 10 M events (the warehouse tests/bench_analyze.py generates)
 * `report`            the weekly review of the largest analyzed warehouse
 * `weekly-run`        `run` (ingest, analyze, report, alert) of week 7 of a generated fleet onto weeks 1-6
+* `lint`              `migrate-lens lint` of a generated 700-file folder vs squawk and a bare pglast parse
+                      loop (tests/bench_lint.py)
 * `storage`           bytes per raw line and per run in that fleet's warehouse, before and after `prune`,
                       extrapolated to a year of a 1,000-service fleet
 
@@ -55,7 +57,7 @@ SIZES = {
               "events": [100_000], "tenants": 20, "weeks": 7},
 }
 CASES = ["large-file", "pod-runs", "small-files", "small-files-rerun", "analyze", "report", "weekly-run",
-         "storage"]
+         "storage", "lint"]
 FLEET_MONDAY = datetime(2026, 9, 28)  # the weekly fleet's first Monday (2026-W40)
 STORAGE_KEEP_DAYS = 7  # prune of the 7-week warehouse: the last week's raw lines stay
 
@@ -316,6 +318,19 @@ class Bench:
         lines, self.state["sizes"] = bench_storage.measure(db, self.work, as_of=as_of,
                                                            keep_days=STORAGE_KEEP_DAYS, source=meta)
         self.sizes_text += lines
+
+
+    # -- lint ------------------------------------------------------------------------------------------------
+    def lint(self) -> None:
+        from tests import bench_lint
+
+        m = bench_lint.measure(700 if self.size is SIZES["full"] else 200, repeat=3)
+        squawk = m["squawk_process"]
+        none = {"wall": float("nan"), "hwm_kb": 0, "proc": float("nan"), "error": "squawk not installed"}
+        ours = {"wall": m["ours_process"], "hwm_kb": 0, "proc": m["ours_process"], "note": "whole command"}
+        self.row("lint", f"{m['files']} migration files, {m['issues']} issues", ours, "squawk (whole command)",
+                 {"wall": squawk, "hwm_kb": 0, "proc": squawk, "note": m["squawk_version"]} if squawk else none)
+        self.notes.extend(bench_lint.report(m)[1:])
 
 
 # --------------------------------------------------------------------------------------------------- output

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.core.errors import ConfigError
-from pipeline.core.vocabulary import Envelope
+from pipeline.core.vocabulary import Envelope, LintLevel, LintRule
 
 Format = Literal["auto"] | Envelope
 
@@ -148,11 +148,19 @@ class RetentionConfig(_Section):
     compact: bool = Field(True, description="Rewrite the warehouse file after pruning so the freed space is returned.")
 
 
+class LintConfig(_Section):
+    disable: list[LintRule] = Field([], description="Lint rule ids never reported (e.g. [\"no-lock-timeout\"]).")
+    levels: dict[LintRule, LintLevel] = Field(
+        {}, description="Lint rule id -> level (error, warning, info) replacing the rule's own level."
+    )
+
+
 class Config(_Section):
     analyze: AnalyzeConfig = Field(default_factory=AnalyzeConfig, description="Baselines and findings.")
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig, description="The DuckDB file.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="How sources are read.")
     retention: RetentionConfig = Field(default_factory=RetentionConfig, description="How long raw lines are kept.")
+    lint: LintConfig = Field(default_factory=LintConfig, description="Which lint rules report, at which level.")
 
 
 def _describe(err: ValidationError, path: Path) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from functools import cache
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from pipeline.core.assets import templates_folder
+
+if TYPE_CHECKING:
+    import jinja2
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -59,22 +61,23 @@ def _when(ts: datetime | None) -> str:
     return "—" if ts is None else f"{ts:%Y-%m-%d %H:%M}"
 
 
-class _PackageLoader(jinja2.BaseLoader):
-    """Templates read through importlib.resources, so an installed wheel (or a zip) serves them."""
-
-    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, None]:
-        path = templates_folder().joinpath(template)
-        if not path.is_file():
-            raise jinja2.TemplateNotFound(template)
-        return path.read_text(encoding="utf-8"), template, None
-
-    def list_templates(self) -> list[str]:
-        return sorted(p.name for p in templates_folder().iterdir() if p.name.endswith(".j2"))
-
-
 @cache
 def environment() -> jinja2.Environment:
     """The one jinja2 environment: autoescape, StrictUndefined, every filter registered here."""
+    import jinja2  # here, not at the top: `lint` and `--help` import this module for inert() alone
+
+    class _PackageLoader(jinja2.BaseLoader):
+        """Templates read through importlib.resources, so an installed wheel (or a zip) serves them."""
+
+        def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, None]:
+            path = templates_folder().joinpath(template)
+            if not path.is_file():
+                raise jinja2.TemplateNotFound(template)
+            return path.read_text(encoding="utf-8"), template, None
+
+        def list_templates(self) -> list[str]:
+            return sorted(p.name for p in templates_folder().iterdir() if p.name.endswith(".j2"))
+
     env = jinja2.Environment(
         loader=_PackageLoader(),
         # HTML templates escape every value; the plain-text e-mail part (`*.txt.j2`) has nothing to escape.

@@ -23,6 +23,14 @@ SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 # lint levels (SARIF's), most urgent first; declared beside the finding severities on purpose.
 LintLevel = Literal["error", "warning", "info"]
 LINT_LEVELS: tuple[LintLevel, ...] = get_args(LintLevel)
+# lint rule ids (docs/contract.md §6): users suppress and configure by id, so an id is never renamed.
+LintRule = Literal[
+    "missing-down", "empty-down", "duplicate-version", "not-idempotent", "concurrently-in-transaction",
+    "destructive-in-up", "unparsable", "index-not-concurrent", "add-column-not-null-no-default",
+    "add-column-volatile-default", "constraint-not-valid-missing", "set-not-null", "column-type-change", "rename",
+    "no-lock-timeout", "down-not-inverse", "unmatched-name", "missing-up",
+]
+LINT_RULES: tuple[LintRule, ...] = get_args(LintRule)
 
 # Exit code of a command whose input was read fine but shows problems at or above --fail-on (docs/contract.md §1).
 FINDINGS_EXIT = 3
