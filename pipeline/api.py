@@ -225,6 +225,10 @@ def fail_on_unread(result: IngestResult) -> None:
 def fail_on_undelivered(result: AlertResult) -> None:
     """Raise when a notification could not be delivered (it stays pending and is retried next run), so that
     cron notices; everything else the run did stands."""
+    if result.channels_failed and not result.emails_failed:
+        n = result.channels_failed
+        raise DeliveryError(f"alert: {n} channel deliver{'ies' if n != 1 else 'y'} failed ({result.channel_errors[0]}); "
+                            "see alert_deliveries (check the routes' channels)")
     if result.emails_failed:
         raise DeliveryError(f"alert: {result.emails_failed} e-mail{'s' if result.emails_failed != 1 else ''} could not "
                             f"be sent ({result.errors[0]}); kept pending, retried on the next run (check [smtp])")
