@@ -19,7 +19,7 @@ import smtplib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import duckdb
 import httpx
@@ -58,6 +58,22 @@ def secret_names(rules: Rules, route: Route, kind: str) -> list[str]:
         return [rules.smtp.password_env] if rules.smtp.username else []
     config = getattr(route, kind)
     return [name for key in _SECRET_KEYS if (name := getattr(config, key, None))]
+
+
+def all_secrets(rules: Rules) -> list[str]:
+    """Every secret any channel reads (and, for a secret URL, its path and long segments): what errors are
+    scrubbed of, whichever receiver echoed what."""
+    found: list[str] = []
+    for route in rules.routes:
+        for kind in route.kinds():
+            for name in secret_names(rules, route, kind):
+                value = os.environ.get(name)
+                if not value:
+                    continue
+                found.append(value)
+                path = urlsplit(value).path if "://" in value else ""
+                found += [p for p in (path.strip("/"), *path.split("/")) if len(p) >= 8]
+    return found
 
 
 def config_hash(rules: Rules, route: Route, kind: str) -> str:
@@ -186,6 +202,7 @@ class Channels:
                  report: str | None, dry_run: bool) -> None:
         self.con, self.rules, self.now, self.out, self.report, self.dry_run = con, rules, now, out, report, dry_run
         self.result = Outcome()
+        self.secrets = all_secrets(rules)
         self.client = httpx.Client(timeout=rules.delivery.timeout_seconds, follow_redirects=False)
 
     def run(self, work: dict[str, list[dict]]) -> Outcome:
@@ -201,7 +218,6 @@ class Channels:
     def _channel(self, route: Route, kind: str, key: str, notes: list[dict]) -> None:
         names = secret_names(self.rules, route, kind)
         env = {n: os.environ.get(n) for n in names}
-        self.secrets = [v for v in env.values() if v]
         missing = [n for n, v in env.items() if v is None and kind != "email"]
         if missing and not self.dry_run:
             error = f"${missing[0]} is not set (export it; the rules file names only the variable)"
