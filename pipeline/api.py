@@ -33,6 +33,7 @@ from pipeline import alerts as _alerts
 from pipeline import analyze as _analyze
 from pipeline import ingest as _ingest
 from pipeline import lint as _lint
+from pipeline import metrics as _metrics
 from pipeline import parse as _parse
 from pipeline import query as _query
 from pipeline import report as _report
@@ -47,6 +48,7 @@ from pipeline.ingest import IngestResult
 from pipeline.lint import LintResult
 from pipeline.lint import exit_code as lint_exit_code
 from pipeline.lint import render as render_lint
+from pipeline.metrics import MetricsResult
 from pipeline.query import ExportResult
 from pipeline.query.output import render as render_frame
 from pipeline.query.output import write as write_frame
@@ -68,6 +70,7 @@ __all__ = [
     "JobResult",
     "Lens",
     "LintResult",
+    "MetricsResult",
     "NamedQuery",
     "PruneResult",
     "ReportResult",
@@ -84,6 +87,7 @@ __all__ = [
     "lint_exit_code",
     "load_config",
     "load_rules",
+    "metrics",
     "named_queries",
     "prune",
     "query",
@@ -137,6 +141,14 @@ def alert(con: duckdb.DuckDBPyConnection, *, rules: Rules, as_of: datetime, out:
     return _alerts.alert(con, rules=rules, as_of=as_of, out=out, dry_run=dry_run)
 
 
+def metrics(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: datetime, textfile: Path | None = None,
+            push_url: str | None = None) -> MetricsResult:
+    """The Prometheus exposition of the warehouse at `as_of`, written atomically to `textfile` and/or pushed to a
+    Pushgateway. Refuses when the analysis is missing or older than the last ingest."""
+    _require_fresh_analysis(con, "metrics")
+    return _metrics.metrics(con, config=config, as_of=as_of, textfile=textfile, push_url=push_url)
+
+
 def query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str, str] | None = None, *,
           as_of: datetime | None = None) -> pl.DataFrame:
     """A named query from `queries/` (by name) or ad-hoc SQL, parameters bound; a named query's clock
@@ -159,11 +171,13 @@ class JobResult:
     report: ReportResult
     alerts: AlertResult
     pruned: PruneResult | None = None  # when [retention] keep_raw_days is set
+    metrics: MetricsResult | None = None  # when [metrics] textfile or push_url is set
 
     def summary(self) -> str:
         by_outcome = ", ".join(f"{n:,} {outcome}" for outcome, n in self.outcomes) or "no runs"
         lines = [self.ingest.summary(), f"runs by outcome: {by_outcome}", self.analysis.summary(),
                  self.report.summary(), self.alerts.summary()]
+        lines += [self.metrics.summary()] if self.metrics else []
         return "\n".join(lines + ([self.pruned.summary()] if self.pruned else []))
 
     def exit_code(self, fail_on: str | None) -> int:
@@ -183,9 +197,12 @@ def run(con: duckdb.DuckDBPyConnection, sources: list[str], *, config: Config, a
     analysis = analyze(con, config=config, as_of=as_of)
     review = report(con, config=config, as_of=as_of, out=out, week=week)
     alerted = alert(con, rules=rules, as_of=as_of, out=out, dry_run=dry_run)
+    wanted = config.metrics
+    exposed = metrics(con, config=config, as_of=as_of, textfile=wanted.textfile, push_url=wanted.push_url) \
+        if (wanted.textfile or wanted.push_url) and not dry_run else None
     keep = config.retention.keep_raw_days
     pruned = _retention.prune(con, keep_days=keep, now=as_of) if keep else None
-    return JobResult(loaded, tuple((o, n) for o, n in outcomes), analysis, review, alerted, pruned)
+    return JobResult(loaded, tuple((o, n) for o, n in outcomes), analysis, review, alerted, pruned, exposed)
 
 
 def prune(con: duckdb.DuckDBPyConnection, *, keep_days: float, now: datetime) -> PruneResult:
@@ -302,6 +319,10 @@ class Lens:
         with self.connection(read_only=True) as con:
             _query.sandbox(con)
             return query(con, name_or_sql, params, as_of=self.as_of)
+
+    def metrics(self, *, textfile: Path | None = None, push_url: str | None = None) -> MetricsResult:
+        with self.connection(read_only=True) as con:
+            return metrics(con, config=self.config, as_of=self.as_of, textfile=textfile, push_url=push_url)
 
     def export(self, folder: Path) -> ExportResult:
         with self.connection(read_only=True) as con:

@@ -224,6 +224,16 @@ def query(name_or_sql: str | None, params: tuple[str, ...], output_format: str, 
 
 
 @_command()
+@click.option("--textfile", type=click.Path(path_type=Path), default=None, metavar="PATH",
+              help="Write the exposition here atomically (node_exporter's textfile collector reads *.prom).")
+@click.option("--push", "push_url", default=None, metavar="URL", help="Push it to this Pushgateway (job migrate_lens).")
+def metrics(textfile: Path | None, push_url: str | None) -> None:
+    """Prometheus metrics of the warehouse at --as-of: to stdout, a textfile, or a Pushgateway."""
+    result = _lens().metrics(textfile=textfile, push_url=push_url)
+    click.echo(result.summary() if textfile or push_url else result.text, nl=bool(textfile or push_url))
+
+
+@_command()
 @click.option("--parquet", "folder", type=click.Path(path_type=Path), required=True,
               help="Folder to write the relations to, Hive-partitioned by env and month where they have them.")
 def export(folder: Path) -> None:
