@@ -134,7 +134,7 @@ _since_option = click.option(
 _rules_option = click.option("--rules", "rules_path", type=click.Path(path_type=Path), default=None,
                              help="Alert rules file (TOML); default: the shipped rules.")
 _dry_run_option = click.option("--dry-run", is_flag=True,
-                               help="Write each e-mail as an .eml file under --out/outbox/ and change no alert state.")
+                               help="Write each e-mail (.eml) and channel request (.json) under --out/outbox/ and change no alert state.")
 _week_option = click.option("--week", default=None, metavar="YYYY-Www",
                             help="The ISO week to review (default: the last complete week before --as-of).")
 
