@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from pipeline.alerts import AlertResult, Rules
     from pipeline.analyze import AnalyzeResult
     from pipeline.ingest import IngestResult
+    from pipeline.metrics import MetricsResult
     from pipeline.query import ExportResult
     from pipeline.report import ReportResult
     from pipeline.warehouse.named import NamedQuery
@@ -71,10 +72,12 @@ _query = _Stage("pipeline.query")
 _report = _Stage("pipeline.report")
 _warehouse = _Stage("pipeline.warehouse")
 _retention = _Stage("pipeline.warehouse.retention")
+_metrics = _Stage("pipeline.metrics")
 # Names this module re-exports from the stages, imported when first asked for.
 _REEXPORTS = {
     "AlertResult": "pipeline.alerts", "Rules": "pipeline.alerts", "load_rules": "pipeline.alerts",
-    "AnalyzeResult": "pipeline.analyze", "IngestResult": "pipeline.ingest", "ExportResult": "pipeline.query",
+    "AnalyzeResult": "pipeline.analyze", "IngestResult": "pipeline.ingest", "MetricsResult": "pipeline.metrics",
+    "ExportResult": "pipeline.query",
     "ReportResult": "pipeline.report", "connect": "pipeline.warehouse", "NamedQuery": "pipeline.warehouse.named",
     "PruneResult": "pipeline.warehouse.retention", "WrapResult": "pipeline.wrap",
 }
@@ -119,6 +122,7 @@ __all__ = [
     "JobResult",
     "Lens",
     "LintResult",
+    "MetricsResult",
     "NamedQuery",
     "PruneResult",
     "ReportResult",
@@ -135,6 +139,7 @@ __all__ = [
     "lint_exit_code",
     "load_config",
     "load_rules",
+    "metrics",
     "named_queries",
     "prune",
     "query",
@@ -188,6 +193,14 @@ def alert(con: duckdb.DuckDBPyConnection, *, rules: Rules, as_of: datetime, out:
     return _alerts.alert(con, rules=rules, as_of=as_of, out=out, dry_run=dry_run)
 
 
+def metrics(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: datetime, textfile: Path | None = None,
+            push_url: str | None = None) -> MetricsResult:
+    """The Prometheus exposition of the warehouse at `as_of`, written atomically to `textfile` and/or pushed to a
+    Pushgateway. Refuses when the analysis is missing or older than the last ingest."""
+    _require_fresh_analysis(con, "metrics")
+    return _metrics.metrics(con, config=config, as_of=as_of, textfile=textfile, push_url=push_url)
+
+
 def query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str, str] | None = None, *,
           as_of: datetime | None = None) -> pl.DataFrame:
     """A named query from `queries/` (by name) or ad-hoc SQL, parameters bound; a named query's clock
@@ -210,11 +223,13 @@ class JobResult:
     report: ReportResult
     alerts: AlertResult
     pruned: PruneResult | None = None  # when [retention] keep_raw_days is set
+    metrics: MetricsResult | None = None  # when [metrics] textfile or push_url is set
 
     def summary(self) -> str:
         by_outcome = ", ".join(f"{n:,} {outcome}" for outcome, n in self.outcomes) or "no runs"
         lines = [self.ingest.summary(), f"runs by outcome: {by_outcome}", self.analysis.summary(),
                  self.report.summary(), self.alerts.summary()]
+        lines += [self.metrics.summary()] if self.metrics else []
         return "\n".join(lines + ([self.pruned.summary()] if self.pruned else []))
 
     def exit_code(self, fail_on: str | None) -> int:
@@ -234,9 +249,12 @@ def run(con: duckdb.DuckDBPyConnection, sources: list[str], *, config: Config, a
     analysis = analyze(con, config=config, as_of=as_of)
     review = report(con, config=config, as_of=as_of, out=out, week=week)
     alerted = alert(con, rules=rules, as_of=as_of, out=out, dry_run=dry_run)
+    wanted = config.metrics
+    exposed = metrics(con, config=config, as_of=as_of, textfile=wanted.textfile, push_url=wanted.push_url) \
+        if (wanted.textfile or wanted.push_url) and not dry_run else None
     keep = config.retention.keep_raw_days
     pruned = _retention.prune(con, keep_days=keep, now=as_of) if keep else None
-    return JobResult(loaded, tuple((o, n) for o, n in outcomes), analysis, review, alerted, pruned)
+    return JobResult(loaded, tuple((o, n) for o, n in outcomes), analysis, review, alerted, pruned, exposed)
 
 
 def prune(con: duckdb.DuckDBPyConnection, *, keep_days: float, now: datetime) -> PruneResult:
@@ -276,6 +294,10 @@ def fail_on_unread(result: IngestResult) -> None:
 def fail_on_undelivered(result: AlertResult) -> None:
     """Raise when a notification could not be delivered (it stays pending and is retried next run), so that
     cron notices; everything else the run did stands."""
+    if result.channels_failed and not result.emails_failed:
+        n = result.channels_failed
+        raise DeliveryError(f"alert: {n} channel deliver{'ies' if n != 1 else 'y'} failed ({result.channel_errors[0]}); "
+                            "see alert_deliveries (check the routes' channels)")
     if result.emails_failed:
         raise DeliveryError(f"alert: {result.emails_failed} e-mail{'s' if result.emails_failed != 1 else ''} could not "
                             f"be sent ({result.errors[0]}); kept pending, retried on the next run (check [smtp])")
@@ -349,6 +371,10 @@ class Lens:
         with self.connection(read_only=True) as con:
             _query.sandbox(con)
             return query(con, name_or_sql, params, as_of=self.as_of)
+
+    def metrics(self, *, textfile: Path | None = None, push_url: str | None = None) -> MetricsResult:
+        with self.connection(read_only=True) as con:
+            return metrics(con, config=self.config, as_of=self.as_of, textfile=textfile, push_url=push_url)
 
     def export(self, folder: Path) -> ExportResult:
         with self.connection(read_only=True) as con:

@@ -134,7 +134,7 @@ _since_option = click.option(
 _rules_option = click.option("--rules", "rules_path", type=click.Path(path_type=Path), default=None,
                              help="Alert rules file (TOML); default: the shipped rules.")
 _dry_run_option = click.option("--dry-run", is_flag=True,
-                               help="Write each e-mail as an .eml file under --out/outbox/ and change no alert state.")
+                               help="Write each e-mail (.eml) and channel request (.json) under --out/outbox/ and change no alert state.")
 _week_option = click.option("--week", default=None, metavar="YYYY-Www",
                             help="The ISO week to review (default: the last complete week before --as-of).")
 
@@ -221,6 +221,16 @@ def query(name_or_sql: str | None, params: tuple[str, ...], output_format: str, 
         click.echo(f"wrote {frame.height:,} rows to {output}", err=True)
     else:
         click.echo(render_frame(frame, output_format), nl=False)
+
+
+@_command()
+@click.option("--textfile", type=click.Path(path_type=Path), default=None, metavar="PATH",
+              help="Write the exposition here atomically (node_exporter's textfile collector reads *.prom).")
+@click.option("--push", "push_url", default=None, metavar="URL", help="Push it to this Pushgateway (job migrate_lens).")
+def metrics(textfile: Path | None, push_url: str | None) -> None:
+    """Prometheus metrics of the warehouse at --as-of: to stdout, a textfile, or a Pushgateway."""
+    result = _lens().metrics(textfile=textfile, push_url=push_url)
+    click.echo(result.summary() if textfile or push_url else result.text, nl=bool(textfile or push_url))
 
 
 @_command()

@@ -326,7 +326,15 @@ def test_default_rules_validate_and_every_field_is_described():
     ('[[rules]]\nname = "x"\nroute = "nowhere"\n', "rule 'x' routes to 'nowhere'"),
     ('[smtp]\nport = "many"\n', "smtp.port: Input should be a valid integer"),
     ('[defaults]\nrepeat_interval = "soon"\n', "defaults.repeat_interval: Value error"),
-    ('[[routes]]\nname = "a"\nto = []\n', "routes.0.to: List should have at least 1 item"),
+    ('[[routes]]\nname = "a"\nto = []\n', "routes.0: Value error, route 'a' needs at least one channel: to, slack, "
+                                        "pagerduty, alertmanager, webhook, jira"),
+    ('[[routes]]\nname = "a"\nto = ["x@y"]\nescalate_to = "b"\nescalate_after = "1h"\n',
+     "route 'a' escalates to 'b', which is not a [[routes]] name"),
+    ('[[routes]]\nname = "a"\nto = ["x@y"]\nescalate_to = "a"\nescalate_after = "1h"\n',
+     "routes escalate in a circle: a -> a"),
+    ('[[routes]]\nname = "a"\nslack = {}\n', "routes.0.slack.url_env: Field required"),
+    ('[[routes]]\nname = "a"\nalertmanager = { url = "http://am:9093", ends_after = "soon" }\n',
+     "routes.0.alertmanager.ends_after: Value error"),
     ("[smtp\n", "not valid TOML"),
 ])
 def test_a_bad_rules_file_names_the_mistake_on_one_line(tmp_path, text, message):

@@ -31,7 +31,8 @@ def _tracked(folder: str) -> list[str]:
 
 
 @pytest.mark.parametrize("folder, inside", [("pipeline", "pipeline"), ("queries", "pipeline/queries"),
-                                            ("reports", "pipeline/templates")])
+                                            ("reports", "pipeline/templates"),
+                                            ("dashboards", "pipeline/dashboards")])
 def test_the_wheel_carries_every_tracked_file_of_the_package_and_its_asset_folders(wheel, folder, inside):
     names = set(wheel.namelist())
     tracked = _tracked(folder)
@@ -42,7 +43,8 @@ def test_the_wheel_carries_every_tracked_file_of_the_package_and_its_asset_folde
 
 def test_the_wheel_ships_nothing_the_checkout_does_not_track(wheel):
     tracked = {f.replace("queries/", "pipeline/queries/", 1).replace("reports/", "pipeline/templates/", 1)
-               for folder in ("pipeline", "queries", "reports") for f in _tracked(folder)}
+               .replace("dashboards/", "pipeline/dashboards/", 1)
+               for folder in ("pipeline", "queries", "reports", "dashboards") for f in _tracked(folder)}
     shipped = {n for n in wheel.namelist() if not n.startswith("migrate_lens-") and "__pycache__" not in n}
     assert shipped - tracked == set()
 

@@ -1,4 +1,5 @@
-"""Stage 6, alert: open findings to e-mail, the way Alertmanager does it, inside a batch job.
+"""Stage 6, alert: open findings to e-mail and on-call channels (Slack, PagerDuty, Alertmanager, a webhook,
+Jira), the way Alertmanager does it, inside a batch job.
 
 Rules match findings and route them; an alert's identity is a fingerprint of its rule and labels, so a
 finding that stays open is not re-sent before its `repeat_interval`; a resolved notice goes out when it
@@ -8,7 +9,8 @@ Delivery is durable: notifications are recorded as `pending` before anything is 
 the server accepted them, so a failed send is retried on the next run and a delivered one is never re-sent.
 
 One module per concern: rules (the rules file), state (firing alerts, silences, the plan), mail (the
-e-mail and SMTP); this module runs them in order.
+e-mail and SMTP), channels (request bodies), http (a request and its retries), deliveries (state per alert and
+channel, escalation); this module runs them in order.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.alerts.deliveries import Channels, due, plan_channels
 from pipeline.alerts.mail import compose, send
 from pipeline.alerts.rules import Rules, load_rules, parse_interval
 from pipeline.alerts.state import LABELS, firing_alerts, naive_utc, plan
@@ -46,6 +49,10 @@ class AlertResult:
     outbox: tuple[Path, ...] = field(default_factory=tuple)
     errors: tuple[str, ...] = field(default_factory=tuple)
     notes: tuple[str, ...] = field(default_factory=tuple)  # said to the person running it, one `note:` line each
+    channels_sent: int = 0  # requests the HTTP channels (and escalation e-mail) accepted
+    channels_failed: int = 0  # channel deliveries that failed: kept pending, or rejected (4xx)
+    channel_outbox: tuple[Path, ...] = field(default_factory=tuple)  # dry run: the would-be requests
+    channel_errors: tuple[str, ...] = field(default_factory=tuple)
 
     def summary(self) -> str:
         where = f"{len(self.outbox)} written to the outbox" if self.outbox else f"{self.emails_sent} sent"
@@ -53,6 +60,12 @@ class AlertResult:
                 f"e-mails: {where}")
         if self.emails_failed:
             text += f", {self.emails_failed} failed and kept pending ({self.errors[0]})"
+        if self.channel_outbox:
+            text += f"; channels: {len(self.channel_outbox)} written to the outbox"
+        elif self.channels_sent or self.channels_failed:
+            text += f"; channels: {self.channels_sent} sent"
+            if self.channels_failed:
+                text += f", {self.channels_failed} failed ({self.channel_errors[0]})"
         return "\n".join([text, *(f"note: {n}" for n in self.notes)])
 
 
@@ -60,8 +73,10 @@ def alert(con: duckdb.DuckDBPyConnection, *, rules: Rules, as_of: datetime, out:
           dry_run: bool = False) -> AlertResult:
     """Evaluate the rules over open findings, update alert state and deliver what is due."""
     with transaction(con, commit=not dry_run):  # a dry run previews: the state stays as it was
-        due = plan(con, rules, as_of)
-    notes, firing, resolved, silenced = due.notes, due.firing, due.resolved, due.silenced
+        planned = plan(con, rules, as_of)
+        plan_channels(con, rules, as_of, planned.alerts or {})
+        work = due(con, planned.alerts or {})
+    notes, firing, resolved, silenced = planned.notes, planned.firing, planned.resolved, planned.silenced
     routes = {r.name: r for r in rules.routes}
     by_route: dict[str, list[dict]] = {}
     for n in notes:
@@ -72,8 +87,13 @@ def alert(con: duckdb.DuckDBPyConnection, *, rules: Rules, as_of: datetime, out:
     errors: list[str] = []
     to_outbox = dry_run or rules.smtp.host is None
     for name, group in sorted(by_route.items()):
-        msg = compose(routes[name], group, rules, now=as_of, report=report_link)
         fps = [n["fingerprint"] for n in group]
+        if not routes[name].to:  # no e-mail on this route: its channels carry the notice (alert_deliveries)
+            if not dry_run:
+                con.execute("UPDATE alerts SET sends = sends + 1, last_sent_at = ?, last_error = NULL, pending = NULL "
+                            "WHERE list_contains(?, fingerprint)", [as_of, fps])
+            continue
+        msg = compose(routes[name], group, rules, now=as_of, report=report_link)
         if to_outbox:
             folder = out / "outbox"
             folder.mkdir(parents=True, exist_ok=True)
@@ -94,8 +114,10 @@ def alert(con: duckdb.DuckDBPyConnection, *, rules: Rules, as_of: datetime, out:
         sent += 1
         con.execute("UPDATE alerts SET sends = sends + 1, last_sent_at = ?, last_error = NULL, pending = NULL "
                     "WHERE list_contains(?, fingerprint)", [as_of, fps])
+    done = Channels(con, rules, now=as_of, out=out, report=report_link, dry_run=dry_run).run(work)
     return AlertResult(firing, resolved, silenced, sent if not to_outbox else 0, failed, tuple(outbox), tuple(errors),
-                       due.remarks)
+                       planned.remarks, done.sent, done.failed, tuple(done.outbox) if dry_run else (),
+                       tuple(done.errors))
 
 
 def _review_link(rules: Rules, out: Path, as_of: datetime) -> str | None:

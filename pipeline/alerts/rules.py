@@ -62,9 +62,84 @@ class Smtp(_Model):
     timeout_seconds: float = Field(10.0, gt=0, description="Connect and command timeout.")
 
 
+class Slack(_Model):
+    url_env: str = Field(description="Environment variable holding the incoming-webhook URL (the URL is a secret).")
+
+
+class PagerDuty(_Model):
+    routing_key_env: str = Field(description="Environment variable holding the Events API v2 routing key.")
+    url: str = Field("https://events.pagerduty.com/v2/enqueue", description="Events API v2 endpoint.")
+
+
+class Alertmanager(_Model):
+    url: str = Field(description="Alertmanager base URL; alerts are posted to <url>/api/v2/alerts.")
+    ends_after: str = Field("8d", description="Each run posts firing alerts with endsAt = clock + this "
+                                              "(Alertmanager resolves what is not refreshed).")
+
+    @field_validator("ends_after")
+    @classmethod
+    def _interval(cls, v: str) -> str:
+        parse_interval(v)
+        return v
+
+
+class Webhook(_Model):
+    url: str = Field(description="Receiver of the Alertmanager webhook payload (version 4).")
+    secret_env: str | None = Field(None, description="Environment variable holding the HMAC-SHA256 key; when set, "
+                                                     "the body is signed in X-Migrate-Lens-Signature: sha256=<hex>.")
+
+
+class Jira(_Model):
+    url: str = Field(description="Jira base URL (REST API v2 under <url>/rest/api/2/).")
+    project: str = Field(description="Project key the issues are created in.")
+    issue_type: str = Field("Task", description="Issue type name of the created issues.")
+    transition: str = Field("Done", description="Transition applied when the alert resolves.")
+    user_env: str | None = Field(None, description="Environment variable holding the user (Basic auth with the "
+                                                   "token); unset: the token is sent as a Bearer token.")
+    token_env: str = Field(description="Environment variable holding the API token.")
+
+
+CHANNELS = ("slack", "pagerduty", "alertmanager", "webhook", "jira")
+
+
 class Route(_Model):
     name: str = Field(description="Route name that rules point to.")
-    to: list[str] = Field(min_length=1, description="Recipients of this route's e-mail.")
+    to: list[str] = Field(default_factory=list, description="Recipients of this route's e-mail (none: no e-mail).")
+    slack: Slack | None = Field(None, description="A Slack incoming webhook.")
+    pagerduty: PagerDuty | None = Field(None, description="PagerDuty Events API v2.")
+    alertmanager: Alertmanager | None = Field(None, description="An Alertmanager (API v2).")
+    webhook: Webhook | None = Field(None, description="Any receiver of the Alertmanager webhook payload.")
+    jira: Jira | None = Field(None, description="One Jira issue per alert (REST API v2).")
+    escalate_after: str | None = Field(None, description="An alert still firing this long after it first fired "
+                                                         "also goes to escalate_to (30m, 2h, 1d).")
+    escalate_to: str | None = Field(None, description="The route alerts escalate to.")
+
+    @field_validator("escalate_after")
+    @classmethod
+    def _interval(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_interval(v)
+        return v
+
+    @model_validator(mode="after")
+    def _some_channel(self) -> Route:
+        if not self.to and not any(getattr(self, c) for c in CHANNELS):
+            raise ValueError(f"route {self.name!r} needs at least one channel: to, {', '.join(CHANNELS)}")
+        if (self.escalate_after is None) != (self.escalate_to is None):
+            raise ValueError(f"route {self.name!r}: give escalate_after and escalate_to together")
+        return self
+
+    def kinds(self) -> list[str]:
+        """The channels this route has: `email` when it has recipients, then the others it configures."""
+        return (["email"] if self.to else []) + [c for c in CHANNELS if getattr(self, c)]
+
+
+class Delivery(_Model):
+    timeout_seconds: float = Field(10.0, gt=0, description="Connect and read timeout of one HTTP request.")
+    retries: int = Field(3, ge=0, le=10, description="Retries within a run after a 5xx, 429, timeout or refused "
+                                                    "connection; then the notice waits for the next run.")
+    backoff_seconds: float = Field(1.0, ge=0, description="First wait between retries; doubles each time.")
+    max_retry_after_seconds: float = Field(60.0, ge=0, le=60, description="Cap on a 429's Retry-After (at most 60).")
 
 
 class Rule(_Model):
@@ -101,7 +176,8 @@ class Silence(_Model):
 class Rules(_Model):
     defaults: Defaults = Field(default_factory=Defaults, description="Repeat interval, resolved notices.")
     smtp: Smtp = Field(default_factory=Smtp, description="Where e-mail goes.")
-    routes: list[Route] = Field(default_factory=list, description="Recipient groups.")
+    delivery: Delivery = Field(default_factory=Delivery, description="HTTP channels: timeout and retries.")
+    routes: list[Route] = Field(default_factory=list, description="Recipients and channels.")
     rules: list[Rule] = Field(default_factory=list, description="Which findings alert, and where to.")
     silences: list[Silence] = Field(default_factory=list, description="Alerts held back until they expire.")
 
@@ -113,7 +189,30 @@ class Rules(_Model):
                 raise ValueError(f"rule {rule.name!r} routes to {rule.route!r}, which is not a [[routes]] name")
         if len({r.name for r in self.rules}) != len(self.rules):
             raise ValueError("rule names must be unique")
+        if len(names) != len(self.routes):
+            raise ValueError("route names must be unique")
+        routes = {r.name: r for r in self.routes}
+        for route in self.routes:
+            seen, hop = [route.name], route.escalate_to
+            while hop is not None:
+                if hop not in routes:
+                    raise ValueError(f"route {seen[-1]!r} escalates to {hop!r}, which is not a [[routes]] name")
+                if hop in seen:
+                    raise ValueError(f"routes escalate in a circle: {' -> '.join([*seen, hop])}")
+                seen.append(hop)
+                hop = routes[hop].escalate_to
         return self
+
+    def escalations(self, route: str, fired_for: timedelta) -> list[str]:
+        """The routes an alert of `route` that has fired for `fired_for` escalated to (a chain, in order)."""
+        routes = {r.name: r for r in self.routes}
+        found: list[str] = []
+        current = routes.get(route)
+        while current and current.escalate_to and current.escalate_after \
+                and fired_for >= parse_interval(current.escalate_after):
+            found.append(current.escalate_to)
+            current = routes.get(current.escalate_to)
+        return found
 
 
 def load_rules(path: Path | None) -> Rules:

@@ -31,6 +31,9 @@ class Alert:
     summary: str
     runbook: str = ""
     repeat: timedelta = timedelta(hours=24)
+    observed: float | None = None
+    expected: float | None = None
+    unit: str | None = None
 
 
 def _fingerprint(rule: str, labels: dict[str, str]) -> str:
@@ -80,7 +83,7 @@ def _all_silences(con: duckdb.DuckDBPyConnection, rules: Rules) -> list[Silence]
 def firing_alerts(con: duckdb.DuckDBPyConnection, rules: Rules) -> dict[str, Alert]:
     """Open findings matched by the rules, one alert per rule and label set (the worst severity wins)."""
     cur = con.execute("SELECT kind, severity, env, service, database, version, observed, expected, score, "
-                      "explanation, runbook FROM findings WHERE status = 'open' ORDER BY ts, finding_id")
+                      "explanation, runbook, unit FROM findings WHERE status = 'open' ORDER BY ts, finding_id")
     names = [d[0] for d in cur.description]
     default_repeat = parse_interval(rules.defaults.repeat_interval)
     alerts: dict[str, Alert] = {}
@@ -95,8 +98,22 @@ def firing_alerts(con: duckdb.DuckDBPyConnection, rules: Rules) -> dict[str, Ale
             current = alerts.get(fp)
             if current is None or severity_rank(f["severity"]) < severity_rank(current.severity):
                 alerts[fp] = Alert(fp, rule.name, rule.route, f["severity"], labels, redact(f["explanation"]),
-                                   f["runbook"] or "", repeat)
+                                   f["runbook"] or "", repeat, f["observed"], f["expected"], f["unit"])
     return alerts
+
+
+def history(con: duckdb.DuckDBPyConnection, fp: str, rule: str, event: str, at: datetime, fired_at: datetime,
+             detail: str | None = None) -> None:
+    con.execute("INSERT INTO alert_history VALUES (?, ?, ?, ?, ?, ?)", [fp, rule, event, at, fired_at, detail])
+
+
+def note(fp: str, rule: str, route: str, severity: str, labels: str, summary: str, state: str | None,
+         first: datetime, sends: int, alert: Alert | None) -> dict:
+    """One notification as the channels render it (figures and runbook only while its finding is open)."""
+    return {"fingerprint": fp, "rule": rule, "route": route, "severity": severity, "labels": json.loads(labels),
+            "summary": summary, "state": state, "first_fired_at": first, "sends": sends,
+            "runbook": alert.runbook if alert else "", "observed": alert.observed if alert else None,
+            "expected": alert.expected if alert else None, "unit": alert.unit if alert else None}
 
 
 @dataclass(frozen=True)
@@ -108,13 +125,14 @@ class Plan:
     resolved: int
     silenced: int
     remarks: tuple[str, ...] = ()
+    alerts: dict[str, Alert] | None = None  # the firing alerts, by fingerprint
 
 
 def plan(con: duckdb.DuckDBPyConnection, rules: Rules, now: datetime) -> Plan:
     """Decide, and record as pending, every notification due now."""
     firing = firing_alerts(con, rules)
     silences = _all_silences(con, rules)
-    cur = con.execute("SELECT fingerprint, rule, status, last_sent_at, pending, sends FROM alerts")
+    cur = con.execute("SELECT fingerprint, rule, status, last_sent_at, pending, sends, first_fired_at FROM alerts")
     state = {r[0]: dict(zip([d[0] for d in cur.description], r, strict=True)) for r in cur.fetchall()}
     notes: list[dict] = []
     silenced = resolved = 0
@@ -124,6 +142,9 @@ def plan(con: duckdb.DuckDBPyConnection, rules: Rules, now: datetime) -> Plan:
         quiet = _silenced({"rule": a.rule, **a.labels}, silences, now)
         silenced += quiet
         if old is None or old["status"] == "resolved":
+            history(con, fp, a.rule, "fired", now, now)
+            if quiet:
+                history(con, fp, a.rule, "silenced", now, now)
             if old is not None:
                 con.execute("DELETE FROM alerts WHERE fingerprint = ?", [fp])
             con.execute("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, NULL, 0, NULL, NULL, ?, ?, ?, ?)",
@@ -133,6 +154,10 @@ def plan(con: duckdb.DuckDBPyConnection, rules: Rules, now: datetime) -> Plan:
             due = old["pending"] is not None or old["last_sent_at"] is None \
                 or old["last_sent_at"] + a.repeat <= now
             status = "silenced" if quiet else "firing"
+            if quiet and old["status"] != "silenced":
+                history(con, fp, a.rule, "silenced", now, old["first_fired_at"])
+            if not quiet and due and old["pending"] is None and old["last_sent_at"] is not None:
+                history(con, fp, a.rule, "repeat", now, old["first_fired_at"])
             pending = None if quiet else ("firing" if due or old["pending"] == "firing" else old["pending"])
             con.execute("UPDATE alerts SET status = ?, severity = ?, summary = ?, route = ?, pending = ? "
                         "WHERE fingerprint = ?", [status, a.severity, a.summary, a.route, pending, fp])
@@ -147,6 +172,7 @@ def plan(con: duckdb.DuckDBPyConnection, rules: Rules, now: datetime) -> Plan:
         # Only people who were told it fired are told it resolved; an undelivered firing notice is dropped.
         notify = rules.defaults.send_resolved and old["status"] == "firing" and old["sends"] > 0 and not orphan
         resolved += 1
+        history(con, fp, old["rule"], "resolved", now, old["first_fired_at"])
         if orphan:
             gone.append(old["rule"])
         con.execute("UPDATE alerts SET status = 'resolved', resolved_at = ?, pending = ?, route = coalesce(?, route) "
@@ -154,10 +180,8 @@ def plan(con: duckdb.DuckDBPyConnection, rules: Rules, now: datetime) -> Plan:
     for row in con.execute("SELECT fingerprint, rule, route, severity, labels, summary, pending, first_fired_at, "
                            "sends FROM alerts WHERE pending IS NOT NULL ORDER BY first_fired_at, fingerprint").fetchall():
         fp, rule, route, severity, labels, summary, pending, first, sends = row
-        runbook = firing[fp].runbook if fp in firing else ""
-        notes.append({"fingerprint": fp, "rule": rule, "route": current_route.get(rule, route), "severity": severity,
-                      "labels": json.loads(labels), "summary": summary, "state": pending, "first_fired_at": first,
-                      "sends": sends, "runbook": runbook})
+        notes.append(note(fp, rule, current_route.get(rule, route), severity, labels, summary, pending, first, sends,
+                          firing.get(fp)))
     remarks = tuple(f"rule {name!r} is no longer in the rules file: {n} of its alerts resolved without a notice"
                     for name, n in sorted(Counter(gone).items()))
-    return Plan(notes, len(firing) - silenced, resolved, silenced, remarks)
+    return Plan(notes, len(firing) - silenced, resolved, silenced, remarks, firing)

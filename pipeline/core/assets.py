@@ -31,6 +31,11 @@ def templates_folder() -> Traversable:
     return resources.files("pipeline.templates")
 
 
+def dashboards_folder() -> Traversable:
+    """The Grafana dashboards and their provisioning file (`dashboards/` in the source tree)."""
+    return resources.files("pipeline.dashboards")
+
+
 def default_rules() -> Traversable:
     """The alert rules used when no `--rules` file is given."""
     return resources.files("pipeline.alerts").joinpath("default_rules.toml")

@@ -155,12 +155,21 @@ class LintConfig(_Section):
     )
 
 
+class MetricsConfig(_Section):
+    textfile: Path | None = Field(
+        None, description="`run` also writes the Prometheus metrics here (atomically), for node_exporter's textfile "
+        "collector (e.g. /var/lib/node_exporter/textfile/migrate_lens.prom).")
+    push_url: str | None = Field(None, description="`run` also pushes the metrics to this Pushgateway (job "
+                                                   "migrate_lens).")
+
+
 class Config(_Section):
     analyze: AnalyzeConfig = Field(default_factory=AnalyzeConfig, description="Baselines and findings.")
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig, description="The DuckDB file.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="How sources are read.")
     retention: RetentionConfig = Field(default_factory=RetentionConfig, description="How long raw lines are kept.")
     lint: LintConfig = Field(default_factory=LintConfig, description="Which lint rules report, at which level.")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Where `run` sends the metrics.")
 
 
 def _describe(err: ValidationError, path: Path) -> str:

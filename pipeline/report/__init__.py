@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -96,6 +96,17 @@ class ReadinessRow:
 
 
 @dataclass(frozen=True)
+class AlertingRow:
+    rule: str
+    fired: int
+    resolved: int
+    repeats: int
+    silenced: int
+    escalated: int
+    median_resolve_minutes: float | None
+
+
+@dataclass(frozen=True)
 class WeeklyContext:
     """Everything the weekly page shows, as plain values."""
 
@@ -118,6 +129,9 @@ class WeeklyContext:
     silences: list[tuple[str, datetime, str, str]] = field(default_factory=list)  # matchers, until, comment, by
     silenced: list[tuple[str, str]] = field(default_factory=list)  # rule, what is held back
     lint_bitten: list[dict[str, object]] = field(default_factory=list)  # lint flags that failed/dirty/rolled back
+    alerting: list[AlertingRow] = field(default_factory=list)  # per rule, the 4 weeks ending with this one
+    noisiest: list[str] = field(default_factory=list)  # rules that fired or repeated most, at most three
+    alerting_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -254,8 +268,12 @@ def build_context(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: date
         "SELECT rule, summary FROM alerts WHERE status = 'silenced' ORDER BY rule, fingerprint").fetchall()]
     bitten = run_named(con,  # the one definition of "lint that bit"
                        "lint_vs_history", {"as_of": as_of.isoformat()}).to_dicts()
+    since = week.end - timedelta(days=28)
+    alerting = [AlertingRow(**r) for r in _rows(con, "alerting", {"start": since, "end": week.end})]
+    noisiest = [a.rule for a in alerting if a.fired + a.repeats > 0][:3]
     return WeeklyContext(week, prev, as_of, attention, headline, services, envs, versions, slowest, regressions,
-                         daily, readiness, sections, quality, reasons, open_counts, silences, silenced, bitten)
+                         daily, readiness, sections, quality, reasons, open_counts, silences, silenced, bitten,
+                         alerting, noisiest, since)
 
 
 def _index(out: Path, env: jinja2.Environment, as_of: datetime) -> Path:

@@ -41,8 +41,11 @@ def steps() -> tuple[Step, ...]:
         if m:
             found.append(Step(int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
     found.sort(key=lambda s: s.version)
-    if [s.version for s in found] != list(range(1, len(found) + 1)):
-        raise AssertionError(f"schema steps must be numbered 1..n without gaps: {[s.version for s in found]}")
+    # Numbers are reserved per branch of work, so a build may lack a step that a later merge brings: a gap is
+    # allowed, a duplicate never, and `migrate` applies every step not yet recorded, not only those above the top.
+    versions = [s.version for s in found]
+    if len(set(versions)) != len(versions) or versions[:1] != [1]:
+        raise AssertionError(f"schema steps must be numbered from 1, each number once: {versions}")
     return tuple(found)
 
 
@@ -77,7 +80,8 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str) -> tuple[int, int]:
     before = stored_version(con)
     start = before or 0
     _refuse_newer(path, start)
-    pending = [s for s in steps() if s.version > start]
+    done = {v for (v,) in con.execute("SELECT version FROM schema_version").fetchall()} if before else set()
+    pending = [s for s in steps() if s.version not in done]
     with transaction(con):
         con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, name VARCHAR NOT NULL, "
                     "applied_at TIMESTAMP NOT NULL)")
@@ -95,7 +99,8 @@ def check_readable(con: duckdb.DuckDBPyConnection, path: str) -> None:
     if version is None:
         raise WarehouseError(f"{path}: no migrate-lens warehouse here (check --db, or run `migrate-lens ingest` first)")
     _refuse_newer(path, version)
-    if version < current_version():
+    done = {v for (v,) in con.execute("SELECT version FROM schema_version").fetchall()} if version else set()
+    if version < current_version() or any(s.version not in done for s in steps()):
         raise WarehouseError(
             f"{path}: the warehouse has schema version {version} and this build reads {current_version()}; "
             f"run `migrate-lens upgrade --db {path}` (it keeps every row)")

@@ -1,0 +1,1 @@
+"""Grafana dashboards shipped as package data (`dashboards/` in the source tree)."""
