@@ -43,12 +43,13 @@ if TYPE_CHECKING:
 
     from pipeline import alerts, analyze, ingest, parse, query, report, warehouse  # noqa: F401
     from pipeline import wrap as _wrap_stage  # noqa: F401
-    from pipeline.alerts import AlertResult, Rules
+    from pipeline.alerts import AlertResult, Rules, load_rules
     from pipeline.analyze import AnalyzeResult
     from pipeline.ingest import IngestResult
     from pipeline.metrics import MetricsResult
     from pipeline.query import ExportResult
     from pipeline.report import ReportResult
+    from pipeline.warehouse import connect
     from pipeline.warehouse.named import NamedQuery
     from pipeline.warehouse.retention import PruneResult
     from pipeline.wrap import WrapResult

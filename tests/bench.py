@@ -35,19 +35,19 @@ import shutil
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import bench_storage  # noqa: E402
-from tests.bench_ingest import machine, table  # noqa: E402  (the same machine line and table format)
-from tests.bench_jobs import child  # noqa: E402
-from tests.kit import pods  # noqa: E402
-from tests.kit.corpus import write_fluent_bit_corpus  # noqa: E402
+from tests import bench_storage
+from tests.bench_ingest import machine, table
+from tests.bench_jobs import child
+from tests.kit import pods
+from tests.kit.corpus import write_fluent_bit_corpus
 
 KIT_VERSION = 1  # bump when tests/kit/pods.py changes what it writes: cached corpora are regenerated
 SIZES = {

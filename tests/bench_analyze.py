@@ -46,8 +46,8 @@ BENCH = ROOT / ".bench"
 GENERATOR_VERSION = 2
 SEED = 20240628
 
-from tests.bench_ingest import machine, table  # noqa: E402  (same machine line and table format)
-from tests.kit.fleet import NOUNS, SERVICES, SUFFIX, VERBS  # noqa: E402  (the fleet the benchmarks share)
+from tests.bench_ingest import machine, table
+from tests.kit.fleet import NOUNS, SERVICES, SUFFIX, VERBS
 
 # --------------------------------------------------------------------------------------------------------
 # The fleet

@@ -41,7 +41,7 @@ BENCH = ROOT / ".bench"
 GENERATOR_VERSION = 6  # 6: the kit's Fluent Bit records (RFC3339Nano trimmed as Go prints it, `µ` as \u00b5)
 SEED = 20240514
 
-from tests.kit.corpus import write_fluent_bit_corpus  # noqa: E402  (after the sys.path line above)
+from tests.kit.corpus import write_fluent_bit_corpus
 
 # --------------------------------------------------------------------------------------------------------
 # Corpus (tests/kit/corpus.py writes it)
@@ -186,9 +186,9 @@ class TimedConnection:
 
 
 def run_ours(path: Path, work: Path, *, timed: bool = False, profile: bool = False) -> dict:
-    from pipeline.parse import events, runs  # noqa: F401  (imported before timing)
-    from pipeline.core.config import Config
     from pipeline.api import ingest
+    from pipeline.core.config import Config
+    from pipeline.parse import events, runs  # noqa: F401  (imported before timing)
     from pipeline.warehouse import connect
 
     db = work / "ours.duckdb"

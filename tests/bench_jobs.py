@@ -23,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.bench_ingest import FLOOR_SQL  # noqa: E402  (the ingest floor: one definition for both benchmarks)
+from tests.bench_ingest import FLOOR_SQL
 
 # The rolling baseline of every application over the 30 before it, per scope: what analyze must compute.
 ANALYZE_FLOOR_SQL = """

@@ -31,10 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import bench_ingest as bench  # noqa: E402  (the floor's SQL, the cache folder, machine())
-from tests.kit.corpus import CORPUS_SERVICES, IMAGES, pod_kubernetes, pod_noise, pod_run  # noqa: E402
-from tests.kit.envelopes import fluent_bit_line, k8s_suffix  # noqa: E402
-from tests.kit.fleet import script_names  # noqa: E402
+from tests import bench_ingest as bench
+from tests.kit.corpus import CORPUS_SERVICES, IMAGES, pod_kubernetes, pod_noise, pod_run
+from tests.kit.envelopes import fluent_bit_line, k8s_suffix
+from tests.kit.fleet import script_names
 
 GENERATOR_VERSION = 2  # 2: the kit's pod runs and Fluent Bit records
 

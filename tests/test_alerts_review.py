@@ -37,9 +37,9 @@ until = 2026-11-20T00:00:00Z
 
 
 def _cells(html: str, rule: str) -> list[str]:
-    row = re.search(rf'<tr data-alerting="{rule}">(.*?)</tr>', html, re.S)
+    row = re.search(rf'<tr data-alerting="{rule}">(.*?)</tr>', html, re.DOTALL)
     assert row, rule
-    return [c.strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)]
+    return [c.strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.DOTALL)]
 
 
 def test_the_review_counts_alerting_per_rule_over_four_weeks_and_names_the_noisiest(warehouse, tmp_path):
@@ -69,7 +69,7 @@ def test_the_review_counts_alerting_per_rule_over_four_weeks_and_names_the_noisi
     html = result.path.read_text()
     assert _cells(html, "dirty") == ["dirty", "2", "2", "2", "5.0 h", "0", "0"]  # median of 9 h and 1 h
     assert _cells(html, "slow") == ["slow", "2", "0", "0", "—", "1", "0"]
-    noisiest = re.search(r"<p data-noisiest>(.*?)</p>", html, re.S).group(1)
+    noisiest = re.search(r"<p data-noisiest>(.*?)</p>", html, re.DOTALL).group(1)
     assert noisiest.endswith("Noisiest: <b>dirty</b>, <b>slow</b>.")
     assert html.index('<tr data-alerting="dirty">') < html.index('<tr data-alerting="slow">')
 

@@ -21,9 +21,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.analyze import analyze
+from pipeline.api import ingest
 from pipeline.cli import main
 from pipeline.core.config import Config
-from pipeline.api import ingest
 from pipeline.warehouse import connect
 
 from .conftest import capture_index, cycle_sleeps, rows

@@ -37,8 +37,8 @@ def expected_outcome(text: str, exit_code: int) -> str | None:
 
 @pytest.fixture(scope="module")
 def captures_warehouse(tmp_path_factory: pytest.TempPathFactory):
-    from pipeline.core.config import Config
     from pipeline.api import ingest
+    from pipeline.core.config import Config
     from pipeline.warehouse import connect
 
     con = connect(tmp_path_factory.mktemp("captures") / "w.duckdb")
@@ -181,8 +181,8 @@ def test_own_time_of_script_4_tracks_pg_sleep_plus_its_fixed_work(captures_wareh
 
 
 def test_reingesting_the_captures_adds_nothing(captures_warehouse):
-    from pipeline.core.config import Config
     from pipeline.api import ingest
+    from pipeline.core.config import Config
 
     con, first = captures_warehouse
     before = rows(con, "SELECT (SELECT count(*) FROM log_lines), (SELECT count(*) FROM migrate_events), (SELECT count(*) FROM runs)")

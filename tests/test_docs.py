@@ -89,7 +89,7 @@ def test_contract_columns_exist(table, warehouse):
 
 def _surface_relations() -> set[str]:
     section = README.split("## The SQL surface", 1)[1].split("\n## ", 1)[0]
-    return set(re.findall(r"^\*\*`([a-z_]+)`\*\*", section, flags=re.M))
+    return set(re.findall(r"^\*\*`([a-z_]+)`\*\*", section, flags=re.MULTILINE))
 
 
 def test_export_covers_every_relation_the_sql_surface_documents(warehouse):

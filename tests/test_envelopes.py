@@ -18,14 +18,28 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.core.config import Config, IngestConfig
 from pipeline.api import ingest
+from pipeline.core.config import Config, IngestConfig
 from pipeline.warehouse import connect
 from tests.conftest import rows
 from tests.kit.captures import STEP, VERBOSE_PREFIX, Capture, capture, stamps
-from tests.kit.envelopes import (cloudwatch_event, cri_line, docker_line, event_line, filter_log_events,
-                                 fluent_bit_line, gzip_bytes, kubernetes_meta, loki_line, plain_json, s3_export_line,
-                                 slog_line, subscription_payload, write_file, write_lines)
+from tests.kit.envelopes import (
+    cloudwatch_event,
+    cri_line,
+    docker_line,
+    event_line,
+    filter_log_events,
+    fluent_bit_line,
+    gzip_bytes,
+    kubernetes_meta,
+    loki_line,
+    plain_json,
+    s3_export_line,
+    slog_line,
+    subscription_payload,
+    write_file,
+    write_lines,
+)
 from tests.kit.gofmt import MS, rfc3339nano, to_ns
 
 REPRESENTATIVE = [

@@ -132,7 +132,7 @@ def test_the_shipped_lint_vs_history_query_exports_as_csv(tmp_path):
 
 # ---------------------------------------------------------------- the rules file may change at any time
 
-from .test_alerts import _finding, _rules, smtp_server  # noqa: E402,F401  (the SMTP server fixture on 127.0.0.1)
+from .test_alerts import _finding, _rules, smtp_server  # noqa: F401  (the SMTP server fixture on 127.0.0.1)
 
 
 def _alert_rows(con) -> list[tuple]:
@@ -173,7 +173,7 @@ def test_a_failed_delivery_exits_1_keeps_it_pending_and_the_next_run_sends_it_on
     _finding(con, "dirty")
     con.close()
     rules = tmp_path / "rules.toml"
-    text = (f'[smtp]\nhost = "127.0.0.1"\nport = {{port}}\nsecurity = "none"\nsender = "lens@localhost"\ntimeout_seconds = 2\n'
+    text = ('[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nsender = "lens@localhost"\ntimeout_seconds = 2\n'
             '[[routes]]\nname = "oncall"\nto = ["oncall@localhost"]\n'
             '[[rules]]\nname = "dirty"\nkinds = ["dirty_open"]\nroute = "oncall"\n')
     with socket.socket() as closed:  # a port nothing listens on

@@ -6,12 +6,11 @@ import json
 import re
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from pipeline.core.errors import SourceError, UsageError
+from pipeline.lint import LintIssue, LintResult, exit_code, lint, store, to_json, to_text
 from pipeline.warehouse import connect
-from pipeline.lint import RULES, LintIssue, LintResult, exit_code, lint, store, to_json, to_sarif, to_text
 
 from .conftest import CAPTURES, REAL
 
@@ -574,9 +573,9 @@ def test_stored_issues_join_the_history_on_service_and_version(warehouse):
 def test_cli_lint_stores_issues_that_join_the_history_in_the_query_and_the_report(tmp_path):
     from click.testing import CliRunner
 
+    from pipeline.api import ingest
     from pipeline.cli import main
     from pipeline.core.config import Config
-    from pipeline.api import ingest
     from pipeline.report import report
     from pipeline.warehouse import connect
 

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.analyze import analyze
+from pipeline.api import ingest
 from pipeline.cli import main
 from pipeline.core.config import Config
-from pipeline.api import ingest
 from pipeline.report import Week, report
 from pipeline.warehouse import connect
 

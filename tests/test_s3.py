@@ -11,9 +11,9 @@ import pytest
 import s3fs
 from moto.server import ThreadedMotoServer
 
+from pipeline.api import ingest
 from pipeline.core.config import Config
 from pipeline.core.errors import SourceError
-from pipeline.api import ingest
 from pipeline.warehouse import connect
 
 from .conftest import SAMPLE_LOGS, rows

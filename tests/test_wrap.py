@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.core.config import Config
 from pipeline.api import ingest
+from pipeline.core.config import Config
 from pipeline.warehouse import connect
 
 from .conftest import CAPTURES, FIXTURES, REAL, ROOT, rows

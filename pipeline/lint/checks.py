@@ -141,19 +141,19 @@ class FileCheck:
             "move it to a migration file of its own, without BEGIN/COMMIT"))
 
     # --------------------------------------------------------------------------------- one per node type
-    def on_CreateStmt(self, st: Statement, node: ast.CreateStmt) -> None:  # noqa: N802 - named after the node
+    def on_CreateStmt(self, st: Statement, node: ast.CreateStmt) -> None:
         name = node.relation.relname
         if node.relation.relpersistence != "t":  # a temporary table is gone when migrate's session ends
             self.not_idempotent_create(st, Obj("table", name), node.if_not_exists)
         self.new_tables[name] = bool(node.if_not_exists) or node.relation.relpersistence == "t"
 
-    def on_CreateTableAsStmt(self, st: Statement, node: ast.CreateTableAsStmt) -> None:  # noqa: N802
+    def on_CreateTableAsStmt(self, st: Statement, node: ast.CreateTableAsStmt) -> None:
         rel = node.into.rel
         if rel.relpersistence != "t":
             self.not_idempotent_create(st, Obj(nodes.kind_word(node.objtype), rel.relname), node.if_not_exists)
         self.new_tables[rel.relname] = bool(node.if_not_exists) or rel.relpersistence == "t"
 
-    def on_IndexStmt(self, st: Statement, node: ast.IndexStmt) -> None:  # noqa: N802
+    def on_IndexStmt(self, st: Statement, node: ast.IndexStmt) -> None:
         table = node.relation.relname
         if not node.idxname:
             self.add("not-idempotent", st, "CREATE INDEX without a name adds one more index on every run; "
@@ -166,32 +166,32 @@ class FileCheck:
                 "CONCURRENTLY, alone in its migration file"))
             self.takes_lock(st, f"CREATE INDEX {node.idxname or ''}".rstrip(), table)
 
-    def on_ViewStmt(self, st: Statement, node: ast.ViewStmt) -> None:  # noqa: N802
+    def on_ViewStmt(self, st: Statement, node: ast.ViewStmt) -> None:
         self.not_idempotent_create(st, Obj("view", node.view.relname), node.replace)
 
-    def on_CreateFunctionStmt(self, st: Statement, node: ast.CreateFunctionStmt) -> None:  # noqa: N802
+    def on_CreateFunctionStmt(self, st: Statement, node: ast.CreateFunctionStmt) -> None:
         kind = "procedure" if node.is_procedure else "function"
         self.not_idempotent_create(st, Obj(kind, nodes.last(node.funcname)), node.replace)
 
-    def on_CompositeTypeStmt(self, st: Statement, node: ast.CompositeTypeStmt) -> None:  # noqa: N802
+    def on_CompositeTypeStmt(self, st: Statement, node: ast.CompositeTypeStmt) -> None:
         self.not_idempotent_create(st, Obj("type", node.typevar.relname), False)
 
-    def on_CreateEnumStmt(self, st: Statement, node: Any) -> None:  # noqa: N802
+    def on_CreateEnumStmt(self, st: Statement, node: Any) -> None:
         self.not_idempotent_create(st, Obj("type", nodes.last(node.typeName)), False)
 
     on_CreateRangeStmt = on_CreateEnumStmt
 
-    def on_CreateSeqStmt(self, st: Statement, node: ast.CreateSeqStmt) -> None:  # noqa: N802
+    def on_CreateSeqStmt(self, st: Statement, node: ast.CreateSeqStmt) -> None:
         self.not_idempotent_create(st, Obj("sequence", node.sequence.relname), node.if_not_exists)
 
-    def on_CreateSchemaStmt(self, st: Statement, node: ast.CreateSchemaStmt) -> None:  # noqa: N802
+    def on_CreateSchemaStmt(self, st: Statement, node: ast.CreateSchemaStmt) -> None:
         if node.schemaname:
             self.not_idempotent_create(st, Obj("schema", node.schemaname), node.if_not_exists)
 
-    def on_CreateExtensionStmt(self, st: Statement, node: ast.CreateExtensionStmt) -> None:  # noqa: N802
+    def on_CreateExtensionStmt(self, st: Statement, node: ast.CreateExtensionStmt) -> None:
         self.not_idempotent_create(st, Obj("extension", node.extname), node.if_not_exists)
 
-    def on_CreateTrigStmt(self, st: Statement, node: ast.CreateTrigStmt) -> None:  # noqa: N802
+    def on_CreateTrigStmt(self, st: Statement, node: ast.CreateTrigStmt) -> None:
         table = node.relation.relname
         if not node.replace and not self.made_here_unguarded(table) and \
                 not self.is_guarded("trigger", node.trigname):
@@ -200,26 +200,26 @@ class FileCheck:
                 "(PostgreSQL 14+) or DROP TRIGGER IF EXISTS before it"))
         self.takes_lock(st, f"CREATE TRIGGER {node.trigname}", table)
 
-    def on_AlterEnumStmt(self, st: Statement, node: ast.AlterEnumStmt) -> None:  # noqa: N802
+    def on_AlterEnumStmt(self, st: Statement, node: ast.AlterEnumStmt) -> None:
         if node.newVal and not node.oldVal and not node.skipIfNewValExists:
             self.add("not-idempotent", st, (
                 f"ALTER TYPE {nodes.last(node.typeName)} ADD VALUE '{node.newVal}' fails if the value exists; "
                 "write ADD VALUE IF NOT EXISTS"))
 
-    def on_DoStmt(self, st: Statement, node: ast.DoStmt) -> None:  # noqa: N802
+    def on_DoStmt(self, st: Statement, node: ast.DoStmt) -> None:
         body = next((a.arg.sval for a in node.args or () if a.defname == "as"), "")
         if _EXISTENCE_CHECK.search(body):
             self.do_bodies.append(body.lower())
 
-    def on_VariableSetStmt(self, st: Statement, node: ast.VariableSetStmt) -> None:  # noqa: N802
+    def on_VariableSetStmt(self, st: Statement, node: ast.VariableSetStmt) -> None:
         if (node.name or "").lower() == "lock_timeout":
             self.lock_timeout = True
 
-    def on_SelectStmt(self, st: Statement, node: ast.SelectStmt) -> None:  # noqa: N802
+    def on_SelectStmt(self, st: Statement, node: ast.SelectStmt) -> None:
         if _SET_CONFIG_LOCK.search(self.sql.source(st)):
             self.lock_timeout = True
 
-    def on_TruncateStmt(self, st: Statement, node: ast.TruncateStmt) -> None:  # noqa: N802
+    def on_TruncateStmt(self, st: Statement, node: ast.TruncateStmt) -> None:
         tables = [r.relname for r in node.relations or ()]
         old = [t for t in tables if self.existing(t)]
         if self.up and old:
@@ -229,7 +229,7 @@ class FileCheck:
         for table in old[:1]:
             self.takes_lock(st, f"TRUNCATE {table}", table)
 
-    def on_RenameStmt(self, st: Statement, node: ast.RenameStmt) -> None:  # noqa: N802
+    def on_RenameStmt(self, st: Statement, node: ast.RenameStmt) -> None:
         old, new = nodes.renamed(node)
         table = node.relation.relname if node.relation else ""
         if old and old.kind in ("table", "column") and self.existing(table):
@@ -240,7 +240,7 @@ class FileCheck:
         if old and old.kind == "table" and not self.existing(table) and new:
             self.new_tables[new.name] = self.new_tables[table]
 
-    def on_DropStmt(self, st: Statement, node: ast.DropStmt) -> None:  # noqa: N802
+    def on_DropStmt(self, st: Statement, node: ast.DropStmt) -> None:
         targets = nodes.drop_targets(node)
         kind = nodes.kind_word(node.removeType)
         if node.missing_ok:
@@ -264,7 +264,7 @@ class FileCheck:
         elif kind == "table" and gone:
             self.takes_lock(st, f"DROP TABLE {gone[0].name}", gone[0].name)
 
-    def on_AlterTableStmt(self, st: Statement, node: ast.AlterTableStmt) -> None:  # noqa: N802
+    def on_AlterTableStmt(self, st: Statement, node: ast.AlterTableStmt) -> None:
         if node.objtype != ObjectType.OBJECT_TABLE or node.relation is None:
             return
         check_alter_table(self, st, node, node.relation.relname)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from importlib import metadata
 from dataclasses import asdict
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 

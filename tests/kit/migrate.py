@@ -111,7 +111,7 @@ class Migrate:
             ms = base * self.scale[m.heavy][spec["env"]] * math.exp(self.rng.gauss(0, 0.09))
         return int(ms * MS) + self.rng.randrange(1000)
 
-    def simulate(self, spec: dict[str, Any]) -> Run:  # noqa: C901 - one process, top to bottom, as migrate runs
+    def simulate(self, spec: dict[str, Any]) -> Run:
         run = Run(spec)
         st = self.state[(spec["service"], spec["env"], spec["db"])]
         src = self.sources[spec["service"]]

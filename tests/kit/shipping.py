@@ -14,9 +14,25 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from .envelopes import (bare_text, cloudwatch_event, cri_line, delivered, digits, docker_line, event_line,
-                        filter_log_events, fluent_bit_line, fluentbit_json, gzip_bytes, k8s_suffix, loki_line,
-                        plain_json, s3_export_line, slog_line, subscription_payload)
+from .envelopes import (
+    bare_text,
+    cloudwatch_event,
+    cri_line,
+    delivered,
+    digits,
+    docker_line,
+    event_line,
+    filter_log_events,
+    fluent_bit_line,
+    fluentbit_json,
+    gzip_bytes,
+    k8s_suffix,
+    loki_line,
+    plain_json,
+    s3_export_line,
+    slog_line,
+    subscription_payload,
+)
 from .gofmt import MS, NS, US
 from .migrate import Run
 
