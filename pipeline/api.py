@@ -36,6 +36,7 @@ from pipeline import lint as _lint
 from pipeline import parse as _parse
 from pipeline import query as _query
 from pipeline import report as _report
+from pipeline import verify as _verify
 from pipeline import warehouse as _warehouse
 from pipeline.alerts import AlertResult, Rules, load_rules
 from pipeline.analyze import AnalyzeResult
@@ -51,6 +52,8 @@ from pipeline.query import ExportResult
 from pipeline.query.output import render as render_frame
 from pipeline.query.output import write as write_frame
 from pipeline.report import ReportResult
+from pipeline.verify import VerifyResult
+from pipeline.verify import render as render_verify
 from pipeline.warehouse import connect
 from pipeline.warehouse import retention as _retention
 from pipeline.warehouse.named import NamedQuery, named_queries
@@ -73,6 +76,7 @@ __all__ = [
     "ReportResult",
     "Rules",
     "UpgradeResult",
+    "VerifyResult",
     "WrapResult",
     "alert",
     "analyze",
@@ -89,9 +93,11 @@ __all__ = [
     "query",
     "render_frame",
     "render_lint",
+    "render_verify",
     "report",
     "run",
     "upgrade",
+    "verify",
     "wrap",
     "write_frame",
 ]
@@ -147,6 +153,14 @@ def query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str, st
 def lint(folder: Path, *, multi_statement: bool = False) -> LintResult:
     """Lint a golang-migrate folder (no warehouse needed)."""
     return _lint.lint(folder, multi_statement=multi_statement)
+
+
+def verify(folder: Path, *, database: str | None = None, multi_statement: bool = False, seed_dir: Path | None = None,
+           strict: bool = False, allow_missing_down: bool = False) -> VerifyResult:
+    """Run a golang-migrate folder's ups and downs against a real PostgreSQL (no warehouse needed): a throwaway
+    cluster from the local server binaries, or scratch databases created and dropped through `database`."""
+    return _verify.verify(folder, database=database, multi_statement=multi_statement, seed_dir=seed_dir,
+                          strict=strict, allow_missing_down=allow_missing_down)
 
 
 @dataclass(frozen=True)
@@ -312,6 +326,10 @@ class Lens:
     def store_lint(self, result: LintResult, service: str) -> int:
         with self.connection(create=True) as con:
             return _lint.store(con, result, service)
+
+    def store_verify(self, result: VerifyResult, service: str) -> int:
+        with self.connection(create=True) as con:
+            return _verify.store(con, result, service)
 
     def upgrade(self) -> UpgradeResult:
         return upgrade(self.db, config=self.config)
