@@ -153,7 +153,7 @@ def _step(con: psycopg.Connection, path: object, *, to_version: int | None, mult
     try:
         text = read_sql(path)  # type: ignore[arg-type]
     except UnicodeDecodeError as e:
-        return (f"{path}: not UTF-8 ({e.reason} at byte {e.start}); PostgreSQL would refuse it "
+        return (f"{path}: not UTF-8 ({e.reason} at byte offset {e.start}); PostgreSQL would refuse it "
                 "(invalid byte sequence for encoding UTF8): save the file as UTF-8")
     except OSError as e:
         return f"{path}: cannot read the file ({e.strerror})"
