@@ -104,7 +104,7 @@ def embedded_cluster(bindir: Path | None = None) -> Iterator[Cluster]:
     """Create, start and finally stop and remove a throwaway cluster; yields how to reach it."""
     bindir = bindir or find_bindir()
     user = _unprivileged_user()
-    workdir = Path(tempfile.mkdtemp(prefix="migrate-lens-pg-"))
+    workdir = Path(tempfile.mkdtemp(prefix="migrate-lens-pg-", dir=_reachable_tempdir(user)))
     server: subprocess.Popen[bytes] | None = None
     try:
         with _terminate_as_interrupt():
@@ -132,6 +132,27 @@ def embedded_cluster(bindir: Path | None = None) -> Iterator[Cluster]:
         if server is not None:
             _stop(server)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _reachable_tempdir(user: pwd.struct_passwd | None) -> str | None:
+    """$TMPDIR, unless the server's user cannot reach into it (root's private temp dirs): then /tmp."""
+    if user is None:
+        return None
+    for candidate in (tempfile.gettempdir(), "/tmp", "/var/tmp"):
+        path = Path(candidate).resolve()
+        if path.is_dir() and all(_traversable(p, user) for p in (path, *path.parents)):
+            return str(path)
+    raise ConfigError(f"verify: no temp dir the `{user.pw_name}` user can reach to run PostgreSQL in (tried $TMPDIR, "
+                      "/tmp, /var/tmp); set TMPDIR to a directory others may traverse, or give --database URL")
+
+
+def _traversable(folder: Path, user: pwd.struct_passwd) -> bool:
+    mode = folder.stat()
+    if mode.st_uid == user.pw_uid:
+        return bool(mode.st_mode & 0o100)
+    if mode.st_gid == user.pw_gid:
+        return bool(mode.st_mode & 0o010)
+    return bool(mode.st_mode & 0o001)
 
 
 def _own(workdir: Path, user: pwd.struct_passwd | None) -> str:
