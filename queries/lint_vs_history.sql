@@ -18,7 +18,7 @@ WITH flagged AS (
     SELECT service, version, max(verified_at) AS down_tested_at,
            CASE WHEN bool_or("check" = 'down' AND status = 'missing') THEN 'missing'
                 WHEN bool_or("check" IN ('down', 'schema_restored', 'data_restored', 'reapply') AND status = 'fail')
-                    THEN 'failed (' || string_agg("check", ', ' ORDER BY "check") FILTER (
+                    THEN 'failed (' || string_agg("check", ', ' ORDER BY list_position(['down', 'schema_restored', 'data_restored', 'reapply'], "check")) FILTER (
                         WHERE "check" IN ('down', 'schema_restored', 'data_restored', 'reapply') AND status = 'fail') || ')'
                 WHEN bool_or("check" = 'down' AND status = 'pass') THEN 'passed'
                 ELSE 'not tested' END AS down_test
