@@ -117,7 +117,7 @@ def embedded_cluster(bindir: Path | None = None) -> Iterator[Cluster]:
             # A test cluster: durability is not wanted, speed is (every version copies a database).
             settings = {"listen_addresses": "127.0.0.1", "port": str(port), "unix_socket_directories": str(workdir),
                         "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
-                        "max_connections": "30", "log_min_messages": "fatal", "logging_collector": "off"}
+                        "max_connections": "30", "wal_level": "minimal", "max_wal_senders": "0", "max_wal_size": "4GB", "checkpoint_timeout": "1h", "log_min_messages": "fatal", "logging_collector": "off"}
             args = [str(bindir / "postgres"), "-D", str(data)]
             for key, value in settings.items():
                 args += ["-c", f"{key}={value}"]
