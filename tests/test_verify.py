@@ -11,10 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.core.errors import ConfigError, SourceError
+from pipeline.core.errors import SourceError
 from pipeline.core.vocabulary import VERIFY_CHECKS
 from pipeline.verify import VerifyResult, to_json, to_junit, to_text, verify
-from pipeline.verify.cluster import find_bindir
 from pipeline.verify.postgres import migrate_split
 
 ALL_PASS = dict.fromkeys(VERIFY_CHECKS, "pass")
@@ -263,8 +262,8 @@ def test_the_cli_exit_codes_and_outputs(postgres, tmp_path):
     assert failed.exit_code == 3 and "FAILED (1 counted)" in failed.stdout  # schema_restored (IF NOT EXISTS reapplies)
     assert ET.parse(tmp_path / "j.xml").getroot().get("failures") == "1"
     empty = runner.invoke(main, ["verify", str(folder(tmp_path / "empty", {})), *db])
-    assert (empty.exit_code, empty.stderr.strip()) == (1, f"Error: {tmp_path / 'empty'}: no migration files "
-                                                          "(N_name.up.sql / N_name.down.sql); point verify at the "
-                                                          "folder migrate's -path uses")
+    assert (empty.exit_code, empty.stderr.strip()) == (1, (f"Error: {tmp_path / 'empty'}: no migration files "
+                                                           "(N_name.up.sql / N_name.down.sql); point verify at the "
+                                                           "folder migrate's -path uses"))
     usage = runner.invoke(main, ["verify", str(clean), "--format", "xml"])
     assert usage.exit_code == 2

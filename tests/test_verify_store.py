@@ -74,9 +74,9 @@ def test_the_ledger_review_and_queries_show_how_the_down_fared_in_ci(postgres, t
     [finding] = rows(con, "SELECT env, service, version, severity, status, explanation FROM findings "
                           "WHERE kind = 'down_test_failed'")
     assert finding == ("prod", "billing", 2, "warning", "open",
-                       f"billing: version 2 (email_index) is in prod, and its down failed in CI on {today:%Y-%m-%d} "
-                       "(schema_restored, reapply): left behind: index public.users_email (CREATE INDEX users_email "
-                       "ON public.users USING btree (email))")
+                       (f"billing: version 2 (email_index) is in prod, and its down failed in CI on {today:%Y-%m-%d} "
+                        "(schema_restored, reapply): left behind: index public.users_email (CREATE INDEX users_email "
+                        "ON public.users USING btree (email))"))
     html = report(con, config=Config(), as_of=as_of, out=tmp_path / "out").path.read_text()
     con.close()
     assert f'data-ci="{today:%Y-%m-%d}: failed (schema_restored, reapply)"' in html

@@ -61,18 +61,19 @@ def _server(database: str | None) -> Iterator[Server]:
         yield server
         return
     with embedded_cluster() as cluster:
-        server = Server(cluster.conninfo, shown_as=cluster.describe())
+        server = Server(cluster.conninfo, shown_as=cluster.describe(), throwaway=True)
         server.shown_as = f"PostgreSQL {server.version}, {cluster.describe()}"
         yield server
 
 
 def store(con: duckdb.DuckDBPyConnection, result: VerifyResult, service: str) -> int:
     """Replace `service`'s rows in verify_results with `result`'s checks; the number of rows stored."""
-    rows = [(v.version, i, c.check, c.status, c.detail) for v in result.versions for i, c in enumerate(v.checks)]
-    frame = pa.table({name: list(col) for name, col in zip(
-        ("version", "ordinal", "check", "status", "detail"), zip(*rows, strict=True) if rows else [()] * 5,
-        strict=True)}, schema=pa.schema([("version", pa.int64()), ("ordinal", pa.int32()), ("check", pa.string()),
-                                         ("status", pa.string()), ("detail", pa.string())]))
+    checks = [(v.version, i, c) for v in result.versions for i, c in enumerate(v.checks)]
+    frame = pa.table({"version": pa.array([v for v, _, _ in checks], pa.int64()),
+                      "ordinal": pa.array([i for _, i, _ in checks], pa.int32()),  # the order checks ran in
+                      "check": pa.array([c.check for _, _, c in checks], pa.string()),
+                      "status": pa.array([c.status for _, _, c in checks], pa.string()),
+                      "detail": pa.array([c.detail for _, _, c in checks], pa.string())})
     params = {"service": service, "folder": str(result.folder), "git_commit": git_commit(result.folder),
               "verified_at": result.verified_at}
     con.register("verify_rows", frame)
@@ -85,7 +86,7 @@ def store(con: duckdb.DuckDBPyConnection, result: VerifyResult, service: str) ->
                              f"{str(e).splitlines()[0]} (check --db)") from e
     finally:
         con.unregister("verify_rows")
-    return len(rows)
+    return len(checks)
 
 
 def git_commit(folder: Path) -> str | None:

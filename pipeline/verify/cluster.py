@@ -122,8 +122,9 @@ def embedded_cluster(bindir: Path | None = None) -> Iterator[Cluster]:
             for key, value in settings.items():
                 args += ["-c", f"{key}={value}"]
             log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed when the server is stopped
+            who = _as_user(user)
             server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                      **_as_user(user))
+                                      user=who.user, group=who.group, extra_groups=who.extra_groups, env=who.env)
             log.close()
             cluster = Cluster(f"host={workdir} port={port} user={SUPERUSER} dbname=postgres", port, bindir, run_as)
             _wait_ready(server, workdir, port)
@@ -162,17 +163,29 @@ def _own(workdir: Path, user: pwd.struct_passwd | None) -> str:
     return user.pw_name
 
 
-def _as_user(user: pwd.struct_passwd | None) -> dict[str, object]:
+@dataclass(frozen=True)
+class _Identity:
+    """Who a server process runs as: None everywhere keeps ours (not root)."""
+
+    user: int | None = None
+    group: int | None = None
+    extra_groups: tuple[int, ...] | None = None
+    env: dict[str, str] | None = None
+
+
+def _as_user(user: pwd.struct_passwd | None) -> _Identity:
     if user is None:
-        return {}
+        return _Identity()
     # Drop every group root had, too: the server must not keep privileges it does not need.
-    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": [],
-            "env": {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C", "LC_ALL": "C"}}
+    return _Identity(user.pw_uid, user.pw_gid, (),
+                     {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C", "LC_ALL": "C"})
 
 
 def _run_as(user: pwd.struct_passwd | None, args: list[str], *, what: str) -> None:
     try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False, **_as_user(user))
+        who = _as_user(user)
+        done = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False, user=who.user,
+                              group=who.group, extra_groups=who.extra_groups, env=who.env)
     except (OSError, subprocess.SubprocessError) as e:
         raise ConfigError(f"verify: {what} could not run ({e}); give --database URL instead") from e
     if done.returncode != 0:

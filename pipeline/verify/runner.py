@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 
@@ -148,10 +149,10 @@ def _idempotent(con: psycopg.Connection, m: Migration, after_up: SchemaSnapshot,
     checks.record("idempotent_up", "fail" if error else "pass", error or "")
 
 
-def _step(con: psycopg.Connection, path: object, *, to_version: int | None, multi_statement: bool) -> str | None:
+def _step(con: psycopg.Connection, path: Path, *, to_version: int | None, multi_statement: bool) -> str | None:
     """Read and apply one file as a migrate step; the error text (a decode error too) or None."""
     try:
-        text = read_sql(path)  # type: ignore[arg-type]
+        text = read_sql(path)
     except UnicodeDecodeError as e:
         return (f"{path}: not UTF-8 ({e.reason} at byte offset {e.start}); PostgreSQL would refuse it "
                 "(invalid byte sequence for encoding UTF8): save the file as UTF-8")
