@@ -342,8 +342,10 @@ LEGEND = (
     "DuckDB file. Re-run: list the files and stat each. Analyze: the median and lower quartile of own_ms "
     "over the 30 applications before each one, per (env, service, version, direction). Report: the week's "
     "run counts by (env, service, outcome) and its findings. Weekly run: the ingest floor on the week's "
-    "files plus the analyze floor on all events. Ours is pipeline.api.Lens (ingest, analyze, report, run), "
-    "as the CLI calls it."
+    "files plus the analyze floor on all events. Verify: every up applied once on the same kind of throwaway "
+    "PostgreSQL cluster, cluster start included on both sides (ours runs six checks per version on database "
+    "copies). Ours is pipeline.api.Lens (ingest, analyze, report, run) or pipeline.api.verify, as the CLI "
+    "calls them."
 )
 HEADER = ["case", "input", "ours s", "floor", "floor s", "ours ÷ floor", "ours peak RSS MB",
           "floor peak RSS MB"]
