@@ -133,12 +133,12 @@ def postgres() -> Iterator[PostgresForTests]:
     Without binaries the tests skip with the reason, which CI (CI=true) reports as a failure."""
     import psycopg
 
-    from pipeline.core.errors import ConfigError
+    from pipeline.core.errors import ServerError
     from pipeline.verify.cluster import embedded_cluster, find_bindir
 
     try:
         bindir = find_bindir()
-    except ConfigError as e:
+    except ServerError as e:
         pytest.skip(str(e))
     with embedded_cluster(bindir) as cluster:
         password = "s3cret-Verify-pw"

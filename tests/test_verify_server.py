@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ServerError
 from pipeline.verify.cluster import find_bindir
 
 from .test_verify import USERS, folder
@@ -86,7 +86,7 @@ def test_an_interrupted_verify_stops_the_cluster_and_removes_its_files(postgres,
 
 
 def test_without_server_binaries_one_line_names_the_package_and_database(tmp_path):
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(ServerError) as raised:
         find_bindir([tmp_path / "bin", tmp_path])
     assert "Debian's `postgresql` package" in str(raised.value) and "--database URL" in str(raised.value)
     done = _cli("verify", str(folder(tmp_path / "m", USERS)), env={"MIGRATE_LENS_PG_BINDIR": str(tmp_path)})
@@ -132,3 +132,16 @@ def test_a_bad_database_url_is_a_fixable_error(tmp_path):
     assert (result.exit_code, result.stderr) == (1, ("Error: --database postgres://u:***@h:5432/x?sslmod=require: not "
                                                      'a PostgreSQL URL or conninfo (invalid URI query parameter: "sslmod"); '
                                                      "e.g. postgres://user@host:5432/postgres\n"))
+
+
+def test_a_query_of_verify_s_own_refused_is_one_error_line_not_a_traceback(postgres, tmp_path):
+    """An up that takes the role's own SELECT away: verify cannot checksum the table, and says so."""
+    migrations = folder(tmp_path, {**USERS, "2_lock.up.sql": "REVOKE SELECT ON users FROM CURRENT_USER;",
+                                   "2_lock.down.sql": "GRANT SELECT ON users TO CURRENT_USER;",
+                                   "3_next.up.sql": "SELECT 1;"})
+    result = CliRunner().invoke(main, ["verify", str(migrations), "--database", postgres.password_url])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # the translated error, no traceback
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: verify: PostgreSQL refused a query of verify's own on PostgreSQL ")
+    assert line.endswith(": permission denied for table users (check the role's privileges)")
+    assert postgres.password not in result.output

@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import psycopg
 import pyarrow as pa
 
-from pipeline.core.errors import WarehouseError
+from pipeline.core.errors import ServerError, WarehouseError
 from pipeline.core.redact import redact
 from pipeline.verify.cluster import embedded_cluster, find_bindir
 from pipeline.verify.folder import read_folder
@@ -47,6 +48,10 @@ def verify(folder: Path, *, database: str | None = None, multi_statement: bool =
         try:
             versions, not_reached = run_versions(server, migrations, multi_statement=multi_statement,
                                                  progress=progress)
+        except psycopg.Error as e:  # one of verify's own queries (a migration's error is a check's detail)
+            raise ServerError(f"verify: PostgreSQL refused a query of verify's own on {server.shown_as}: "
+                              f"{redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)} "
+                              "(check the role's privileges)") from e
         finally:
             server.close()
     return VerifyResult(Path(folder), server.shown_as, tuple(versions), tuple(not_reached), migrations.skipped,

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ServerError
 
 # Where Debian/Ubuntu (and the PGDG packages) put the server binaries: /usr/lib/postgresql/<major>/bin.
 DEBIAN_BINDIRS = "/usr/lib/postgresql/*/bin"
@@ -53,7 +53,7 @@ def find_bindir(candidates: Sequence[Path] | None = None) -> Path:
     for folder in _candidates() if candidates is None else candidates:
         if (folder / "initdb").is_file() and (folder / "postgres").is_file():
             return folder
-    raise ConfigError("verify: no PostgreSQL server binaries (initdb, postgres) on PATH, in `pg_config --bindir` "
+    raise ServerError("verify: no PostgreSQL server binaries (initdb, postgres) on PATH, in `pg_config --bindir` "
                       f"or {DEBIAN_BINDIRS}; install Debian's `postgresql` package (apt-get install postgresql), "
                       "set $" + BINDIR_VARIABLE + ", or give --database URL")
 
@@ -89,7 +89,7 @@ def _unprivileged_user() -> pwd.struct_passwd | None:
             return pwd.getpwnam(name)
         except KeyError:
             continue
-    raise ConfigError("verify: running as root and no unprivileged `postgres` or `nobody` user to run the "
+    raise ServerError("verify: running as root and no unprivileged `postgres` or `nobody` user to run the "
                       "PostgreSQL server as (initdb refuses root); create one, or give --database URL")
 
 
@@ -143,7 +143,7 @@ def _reachable_tempdir(user: pwd.struct_passwd | None) -> str | None:
         path = Path(candidate).resolve()
         if path.is_dir() and all(_traversable(p, user) for p in (path, *path.parents)):
             return str(path)
-    raise ConfigError(f"verify: no temp dir the `{user.pw_name}` user can reach to run PostgreSQL in (tried $TMPDIR, "
+    raise ServerError(f"verify: no temp dir the `{user.pw_name}` user can reach to run PostgreSQL in (tried $TMPDIR, "
                       "/tmp, /var/tmp); set TMPDIR to a directory others may traverse, or give --database URL")
 
 
@@ -187,10 +187,10 @@ def _run_as(user: pwd.struct_passwd | None, args: list[str], *, what: str) -> No
         done = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False, user=who.user,
                               group=who.group, extra_groups=who.extra_groups, env=who.env)
     except (OSError, subprocess.SubprocessError) as e:
-        raise ConfigError(f"verify: {what} could not run ({e}); give --database URL instead") from e
+        raise ServerError(f"verify: {what} could not run ({e}); give --database URL instead") from e
     if done.returncode != 0:
         last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
-        raise ConfigError(f"verify: {what} failed ({last[0]}); give --database URL instead")
+        raise ServerError(f"verify: {what} failed ({last[0]}); give --database URL instead")
 
 
 def _wait_ready(server: subprocess.Popen[bytes], workdir: Path, port: int) -> None:
@@ -199,7 +199,7 @@ def _wait_ready(server: subprocess.Popen[bytes], workdir: Path, port: int) -> No
     while time.monotonic() < deadline:
         if server.poll() is not None:
             tail = (workdir / "server.log").read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise ConfigError(f"verify: the throwaway PostgreSQL server stopped at start ({tail[0]}); "
+            raise ServerError(f"verify: the throwaway PostgreSQL server stopped at start ({tail[0]}); "
                               "give --database URL instead")
         try:
             lines = pidfile.read_text().splitlines()
@@ -208,7 +208,7 @@ def _wait_ready(server: subprocess.Popen[bytes], workdir: Path, port: int) -> No
         if len(lines) >= 8 and lines[7].strip() == "ready" and (workdir / f".s.PGSQL.{port}").exists():
             return
         time.sleep(0.05)
-    raise ConfigError(f"verify: the throwaway PostgreSQL server was not ready after {_READY_SECONDS:.0f} s; "
+    raise ServerError(f"verify: the throwaway PostgreSQL server was not ready after {_READY_SECONDS:.0f} s; "
                       "give --database URL instead")
 
 

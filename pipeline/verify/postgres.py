@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
 
 import psycopg
@@ -18,7 +18,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pipeline.core.assets import sql_text
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ServerError
 from pipeline.core.redact import redact
 
 # What golang-migrate's postgres driver creates (ensureVersionTable) and keeps one row in.
@@ -35,7 +35,7 @@ class Server:
         try:
             conninfo_to_dict(conninfo)
         except psycopg.Error as e:
-            raise ConfigError(f"--database {redact(conninfo)}: not a PostgreSQL URL or conninfo "
+            raise ServerError(f"--database {redact(conninfo)}: not a PostgreSQL URL or conninfo "
                               f"({_first_line(e)}); e.g. postgres://user@host:5432/postgres") from e
         self.conninfo = conninfo
         self.shown_as = shown_as  # redacted: never the password
@@ -53,7 +53,7 @@ class Server:
         try:
             return psycopg.connect(conninfo, autocommit=True, prepare_threshold=None, connect_timeout=15)
         except psycopg.Error as e:
-            raise ConfigError(f"verify: cannot connect to {self.shown_as}: {redact(_first_line(e))} "
+            raise ServerError(f"verify: cannot connect to {self.shown_as}: {redact(_first_line(e))} "
                               "(check --database: host, port, user, password, and that the server runs)") from e
 
     def create(self, suffix: str, *, template: str | None = None) -> str:
@@ -65,7 +65,7 @@ class Server:
             self._admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
                 sql.Identifier(name), sql.Identifier(template or "template0"), strategy))
         except psycopg.Error as e:
-            raise ConfigError(f"verify: cannot create the scratch database {name} on {self.shown_as}: "
+            raise ServerError(f"verify: cannot create the scratch database {name} on {self.shown_as}: "
                               f"{_first_line(e)} (the role needs CREATEDB)") from e
         self._created.append(name)
         return name
@@ -86,10 +86,12 @@ class Server:
             con.close()
 
     def close(self) -> None:
-        """Drop every scratch database still there, then disconnect."""
+        """Drop every scratch database still there, then disconnect. A drop that fails here (the server went
+        away) must not hide the error that ended the run."""
         try:
             for name in list(self._created):
-                self.drop(name)
+                with suppress(psycopg.Error):
+                    self.drop(name)
         finally:
             self._admin.close()
 
@@ -124,7 +126,7 @@ def run_file(con: psycopg.Connection, text: str, *, multi_statement: bool) -> st
             if e.diag.sqlstate is None and isinstance(e, psycopg.ProgrammingError):
                 continue  # comments only: PostgreSQL answers EmptyQueryResponse, which migrate takes as done
             if e.diag.sqlstate is None:  # the connection itself broke: not something a check can report
-                raise ConfigError(f"verify: lost the connection to the server: {_first_line(e)}") from e
+                raise ServerError(f"verify: lost the connection to the server: {_first_line(e)}") from e
             _roll_back_open_transaction(con)
             return _describe(e, text, offset)
     _roll_back_open_transaction(con)  # a file that BEGINs and never COMMITs: migrate's session would hold it open
