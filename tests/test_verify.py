@@ -267,3 +267,18 @@ def test_the_cli_exit_codes_and_outputs(postgres, tmp_path):
                                                            "folder migrate's -path uses"))
     usage = runner.invoke(main, ["verify", str(clean), "--format", "xml"])
     assert usage.exit_code == 2
+
+
+def test_a_seed_for_no_version_is_refused_before_any_server_starts(tmp_path):
+    seeds = folder(tmp_path / "seeds", {"7.sql": "SELECT 1;", "notes.txt": "not a seed"})
+    with pytest.raises(SourceError, match=r"7\.sql: no migration has version 7; a seed file is named after the "
+                                          r"version it follows \(\{version\}\.sql\)"):
+        verify(folder(tmp_path / "m", USERS), seed_dir=seeds)
+
+
+def test_a_seed_that_fails_names_the_seed_and_postgres_error(postgres, tmp_path):
+    seeds = folder(tmp_path / "seeds", {"1.sql": "INSERT INTO nope VALUES (1);"})
+    with pytest.raises(SourceError) as raised:
+        verify(folder(tmp_path / "m", USERS), database=postgres.conninfo, seed_dir=seeds)
+    assert str(raised.value) == ('seed 1.sql failed after version 1\'s up: line 1: relation "nope" does not exist '
+                                 "(SQLSTATE 42P01); fix the seed file")
