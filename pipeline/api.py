@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from pipeline.metrics import MetricsResult
     from pipeline.query import ExportResult
     from pipeline.report import ReportResult
+    from pipeline.verify import VerifyResult
     from pipeline.warehouse import connect
     from pipeline.warehouse.named import NamedQuery
     from pipeline.warehouse.retention import PruneResult
@@ -74,13 +75,14 @@ _report = _Stage("pipeline.report")
 _warehouse = _Stage("pipeline.warehouse")
 _retention = _Stage("pipeline.warehouse.retention")
 _metrics = _Stage("pipeline.metrics")
+_verify = _Stage("pipeline.verify")
 # Names this module re-exports from the stages, imported when first asked for.
 _REEXPORTS = {
     "AlertResult": "pipeline.alerts", "Rules": "pipeline.alerts", "load_rules": "pipeline.alerts",
     "AnalyzeResult": "pipeline.analyze", "IngestResult": "pipeline.ingest", "MetricsResult": "pipeline.metrics",
     "ExportResult": "pipeline.query",
     "ReportResult": "pipeline.report", "connect": "pipeline.warehouse", "NamedQuery": "pipeline.warehouse.named",
-    "PruneResult": "pipeline.warehouse.retention", "WrapResult": "pipeline.wrap",
+    "PruneResult": "pipeline.warehouse.retention", "WrapResult": "pipeline.wrap", "VerifyResult": "pipeline.verify",
 }
 
 
@@ -98,6 +100,11 @@ def named_queries() -> dict[str, NamedQuery]:
 def render_frame(frame: pl.DataFrame, output_format: str) -> str:
     """A query result as text, CSV, JSON or Markdown."""
     return _Stage("pipeline.query.output").render(frame, output_format)  # type: ignore[no-any-return]
+
+
+def render_verify(result: VerifyResult, output_format: str) -> str:
+    """A verify result as text, JSON or JUnit XML."""
+    return _Stage("pipeline.verify").render(result, output_format)  # type: ignore[no-any-return]
 
 
 def write_frame(frame: pl.DataFrame, output_format: str, path: Path) -> None:
@@ -129,6 +136,7 @@ __all__ = [
     "ReportResult",
     "Rules",
     "UpgradeResult",
+    "VerifyResult",
     "WrapResult",
     "alert",
     "analyze",
@@ -146,9 +154,11 @@ __all__ = [
     "query",
     "render_frame",
     "render_lint",
+    "render_verify",
     "report",
     "run",
     "upgrade",
+    "verify",
     "wrap",
     "write_frame",
 ]
@@ -212,6 +222,14 @@ def query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str, st
 def lint(folder: Path, *, multi_statement: bool = False, config: Config | None = None) -> LintResult:
     """Lint a golang-migrate folder (no warehouse needed); `config.lint` disables rules or sets their levels."""
     return _lint.lint(folder, multi_statement=multi_statement, config=(config or Config()).lint)
+
+
+def verify(folder: Path, *, database: str | None = None, multi_statement: bool = False, seed_dir: Path | None = None,
+           strict: bool = False, allow_missing_down: bool = False) -> VerifyResult:
+    """Run a golang-migrate folder's ups and downs against a real PostgreSQL (no warehouse needed): a throwaway
+    cluster from the local server binaries, or scratch databases created and dropped through `database`."""
+    return _verify.verify(folder, database=database, multi_statement=multi_statement, seed_dir=seed_dir,
+                          strict=strict, allow_missing_down=allow_missing_down)
 
 
 @dataclass(frozen=True)
@@ -390,6 +408,10 @@ class Lens:
     def store_lint(self, result: LintResult, service: str) -> int:
         with self.connection(create=True) as con:
             return _lint.store(con, result, service)
+
+    def store_verify(self, result: VerifyResult, service: str) -> int:
+        with self.connection(create=True) as con:
+            return _verify.store(con, result, service)
 
     def upgrade(self) -> UpgradeResult:
         return upgrade(self.db, config=self.config)

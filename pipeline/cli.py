@@ -30,6 +30,8 @@ from pipeline.api import (
     named_queries,
     render_frame,
     render_lint,
+    render_verify,
+    verify,
     wrap,
     write_frame,
 )
@@ -267,6 +269,40 @@ def lint_command(folder: Path, output_format: str, fail_on: str, multi_statement
         _lens().store_lint(result, service)
     if code:
         sys.exit(code)
+
+
+@_command(name="verify")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--database", default=None, metavar="URL", envvar="MIGRATE_LENS_VERIFY_DATABASE",
+              help="A PostgreSQL URL of a role that may create databases (or $MIGRATE_LENS_VERIFY_DATABASE, which "
+                   "keeps the password out of the process list); only scratch databases it creates are used. "
+                   "Default: a throwaway cluster from the local PostgreSQL server binaries.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "junit"]), default="text",
+              show_default=True, help="text for people, json for scripts, junit (XML) for CI test reports.")
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Write the report to this file.")
+@click.option("--store", "service", default=None, metavar="SERVICE",
+              help="Also store the results in the warehouse (--db) under this service, for the readiness ledger.")
+@click.option("--strict", is_flag=True, help="data_restored and idempotent_up failures count toward exit 3 too.")
+@click.option("--allow-missing-down", is_flag=True, help="A version without a down file does not count toward exit 3.")
+@click.option("--multi-statement", is_flag=True,
+              help="Split files on `;` and run each statement alone, as the DSN option x-multi-statement=true does.")
+@click.option("--seed-dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Folder of {version}.sql files of rows applied after that version's up, for data_restored.")
+def verify_command(folder: Path, database: str | None, output_format: str, output: Path | None, service: str | None,
+                   strict: bool, allow_missing_down: bool, multi_statement: bool, seed_dir: Path | None) -> None:
+    """Apply each version's up, down, up again and up twice on a real PostgreSQL; compare schema and data."""
+    result = verify(folder, database=database, multi_statement=multi_statement, seed_dir=seed_dir, strict=strict,
+                    allow_missing_down=allow_missing_down)
+    text = render_verify(result, output_format)
+    if output:
+        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        click.echo(result.summary())
+    else:
+        click.echo(text.rstrip("\n"))
+    if service:
+        _lens().store_verify(result, service)
+    if result.exit_code():
+        sys.exit(result.exit_code())
 
 
 @_command(name="wrap", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

@@ -6,6 +6,8 @@
 -- From `rollback_readiness`, rebuilt by `analyze` for its clock (its `as_of` column). A version is ready
 -- when its down file is present, the down ran and passed outside prod, and the up was re-applied after it.
 -- `prod_downs` counts down steps of the version already applied in prod (a rollback done without practice).
+-- `down_tested_in_ci`: the down's latest `verify --store` test, "2026-11-14: passed" or
+-- "2026-11-14: failed (schema_restored)", next to what production did.
 SELECT rr.service, rr.version, rr.name,
        CASE WHEN rr.down_file = 'missing' THEN 'no down file (migrate stepped it as <empty>)'
             WHEN rr.down_file = 'unknown' THEN 'down never run anywhere: file unknown, rollback untried'
@@ -20,6 +22,9 @@ SELECT rr.service, rr.version, rr.name,
        array_to_string(rr.envs_applied, ', ') AS envs_applied,
        array_to_string(rr.down_tried_envs, ', ') AS down_tried_envs,
        rr.last_down_at, rr.last_down_ok, rr.reapplied_after_down,
+       strftime(rr.down_tested_at, '%Y-%m-%d') || ': ' || CASE rr.down_test
+           WHEN 'failed' THEN 'failed (' || rr.down_test_failed_checks || ')' WHEN 'missing' THEN 'no down file'
+           WHEN 'not_tested' THEN 'not tested (its up failed)' ELSE rr.down_test END AS down_tested_in_ci,
        (SELECT count(*) FROM migrate_events d
         WHERE d.service = rr.service AND d.version = rr.version AND d.kind = 'applied'
           AND d.direction = 'down' AND d.env IN ('prod', 'production')) AS prod_downs,

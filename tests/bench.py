@@ -17,6 +17,8 @@ Cases (all by default; `--quick` shrinks every size for a smoke run of a few min
                       loop (tests/bench_lint.py)
 * `storage`           bytes per raw line and per run in that fleet's warehouse, before and after `prune`,
                       extrapolated to a year of a 1,000-service fleet
+* `verify`            `verify` of a generated sound folder of 300 versions on the throwaway PostgreSQL
+                      (tests/bench_verify.py); floor: every up applied once on the same kind of cluster
 
 Each side of each case runs in a fresh child process (tests/bench_jobs.py) that reports its wall time (the
 work only: interpreter start and imports are not in it) and its own peak RSS (VmHWM). Ours is the public API
@@ -52,12 +54,12 @@ from tests.kit.corpus import write_fluent_bit_corpus
 KIT_VERSION = 1  # bump when tests/kit/pods.py changes what it writes: cached corpora are regenerated
 SIZES = {
     "full": {"large_lines": 2_000_000, "pod_lines": 3_000_000, "node_files": 30, "small_files": 5000,
-             "events": [1_000_000, 10_000_000], "tenants": 200, "weeks": 7},
+             "events": [1_000_000, 10_000_000], "tenants": 200, "weeks": 7, "verify_versions": 300},
     "quick": {"large_lines": 200_000, "pod_lines": 300_000, "node_files": 30, "small_files": 500,
-              "events": [100_000], "tenants": 20, "weeks": 7},
+              "events": [100_000], "tenants": 20, "weeks": 7, "verify_versions": 30},
 }
 CASES = ["large-file", "pod-runs", "small-files", "small-files-rerun", "analyze", "report", "weekly-run",
-         "storage", "lint"]
+         "storage", "lint", "verify"]
 FLEET_MONDAY = datetime(2026, 9, 28)  # the weekly fleet's first Monday (2026-W40)
 STORAGE_KEEP_DAYS = 7  # prune of the 7-week warehouse: the last week's raw lines stay
 
@@ -332,6 +334,16 @@ class Bench:
         self.row("lint", f"{m['files']} migration files, {m['issues']} issues", ours, "squawk (whole command)",
                  {"wall": squawk, "hwm_kb": 0, "proc": squawk, "note": m["squawk_version"]} if squawk else none)
         self.notes.extend(bench_lint.report(m)[1:])
+    # -- verify ----------------------------------------------------------------------------------------------
+    def verify(self) -> None:
+        from tests.bench_verify import write_folder
+
+        n = self.size["verify_versions"]
+        path, meta = self.corpus(f"verify-folder-{n}", {"versions": n}, lambda p: write_folder(p, n))
+        ours = child("verify", folder=str(path))
+        floor = child("verify_floor", folder=str(path))
+        self.row("verify", f"{n} versions, {meta['files']} files (peak RSS: ours only, not the server's)", ours,
+                 "every up applied once (migrate up)", floor)
 
 
 # --------------------------------------------------------------------------------------------------- output
@@ -344,8 +356,10 @@ LEGEND = (
     "DuckDB file. Re-run: list the files and stat each. Analyze: the median and lower quartile of own_ms "
     "over the 30 applications before each one, per (env, service, version, direction). Report: the week's "
     "run counts by (env, service, outcome) and its findings. Weekly run: the ingest floor on the week's "
-    "files plus the analyze floor on all events. Ours is pipeline.api.Lens (ingest, analyze, report, run), "
-    "as the CLI calls it."
+    "files plus the analyze floor on all events. Verify: every up applied once on the same kind of throwaway "
+    "PostgreSQL cluster, cluster start included on both sides (ours runs six checks per version on database "
+    "copies). Ours is pipeline.api.Lens (ingest, analyze, report, run) or pipeline.api.verify, as the CLI "
+    "calls them."
 )
 HEADER = ["case", "input", "ours s", "floor", "floor s", "ours ÷ floor", "ours peak RSS MB",
           "floor peak RSS MB"]

@@ -23,7 +23,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.bench_ingest import FLOOR_SQL
+from tests.bench_ingest import FLOOR_SQL  # noqa: E402  (the ingest floor: one definition for both benchmarks)
+from tests.bench_verify import job_verify, job_verify_floor  # noqa: E402  (the verify case's two sides)
 
 # The rolling baseline of every application over the 30 before it, per scope: what analyze must compute.
 ANALYZE_FLOOR_SQL = """
@@ -136,6 +137,7 @@ JOBS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "ingest": job_ingest, "ingest_floor": job_ingest_floor, "stat_floor": job_stat_floor,
     "analyze": job_analyze, "analyze_floor": job_analyze_floor, "report": job_report,
     "report_floor": job_report_floor, "run": job_run, "run_floor": job_run_floor,
+    "verify": job_verify, "verify_floor": job_verify_floor,  # tests/bench_verify.py
 }
 def vm_hwm_kb() -> int:
     with open("/proc/self/status") as f:

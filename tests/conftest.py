@@ -116,3 +116,33 @@ def pytest_runtest_makereport(item, call):
     if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where nothing may skip: {report.longrepr}"
+
+
+@dataclass(frozen=True)
+class PostgresForTests:
+    """The throwaway cluster verify itself starts, shared by the verify tests of one worker."""
+
+    conninfo: str  # the superuser over the unix socket
+    password_url: str  # a CREATEDB role with a password, over TCP: what a CI job passes as --database
+    password: str
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresForTests]:
+    """A real PostgreSQL from the local server binaries (as an unprivileged user when the tests run as root).
+    Without binaries the tests skip with the reason, which CI (CI=true) reports as a failure."""
+    import psycopg
+
+    from pipeline.core.errors import ServerError
+    from pipeline.verify.cluster import embedded_cluster, find_bindir
+
+    try:
+        bindir = find_bindir()
+    except ServerError as e:
+        pytest.skip(str(e))
+    with embedded_cluster(bindir) as cluster:
+        password = "s3cret-Verify-pw"
+        with psycopg.connect(cluster.conninfo, autocommit=True) as con:
+            con.execute(f"CREATE ROLE ci_verifier LOGIN CREATEDB PASSWORD '{password}'")
+        yield PostgresForTests(cluster.conninfo, f"postgresql://ci_verifier:{password}@127.0.0.1:{cluster.port}/postgres",
+                               password)

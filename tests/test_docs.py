@@ -48,7 +48,7 @@ def test_the_readme_config_example_is_valid_and_complete():
 
 @pytest.mark.parametrize("kind", ["failed_run", "dirty_open", "forced_recovery", "duration_outlier", "failure_spike",
                                   "lock_timeout", "prod_rollback", "promotion_skipped", "non_idempotent",
-                                  "missing_down", "interrupted_run"])
+                                  "missing_down", "interrupted_run", "down_test_failed"])
 def test_every_finding_kind_is_documented_and_has_a_runbook(kind):
     from pipeline.analyze.findings import RUNBOOK
 
@@ -57,7 +57,7 @@ def test_every_finding_kind_is_documented_and_has_a_runbook(kind):
 
 
 @pytest.mark.parametrize("table", ["ingested_sources", "rejects", "log_lines", "migrate_events", "runs",
-                                   "script_baselines", "findings", "rollback_readiness"])
+                                   "script_baselines", "findings", "rollback_readiness", "verify_results"])
 def test_every_relation_is_documented_and_exists(table, warehouse):
     assert f"`{table}`" in README
     columns = {c for (c,) in warehouse.execute(
@@ -76,6 +76,9 @@ CONTRACT_COLUMNS = {
     "script_baselines": "env, service, version, direction, name, n, median_ms, p95_ms, mad_ms, last_ms, last_at",
     "findings": "finding_id, kind, severity, env, service, database, version, run_id, ts, observed, expected, "
                 "score, explanation, status",
+    "verify_results": "service, version, check, status, detail, folder, git_commit, verified_at",
+    "rollback_readiness": "service, version, down_file, in_prod, down_tried_envs, last_down_ok, reapplied_after_down, "
+                          "ready, down_tested_at, down_test, down_test_failed_checks",
 }
 
 

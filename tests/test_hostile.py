@@ -125,9 +125,11 @@ def test_the_shipped_lint_vs_history_query_exports_as_csv(tmp_path):
     result = _cli("query", "lint_vs_history", "--format", "csv", "--db", db, *CLOCK)
     assert result.exit_code == 0, result.stderr
     header, row = result.stdout.splitlines()
-    assert header == "service,version,rules,worst_lint,failed_runs,dirty_runs,rollbacks,rolled_back_in"
-    # rolled_back_in is a list column (NULL here: no rollback); the CSV writer used to refuse it whole
-    assert row == 'unknown,9,"concurrently-in-transaction, not-idempotent",error,1,1,0,'
+    assert header == ("service,version,rules,worst_lint,failed_runs,dirty_runs,rollbacks,rolled_back_in,down_test,"
+                      "down_tested_at")
+    # rolled_back_in is a list column (NULL here: no rollback); the CSV writer used to refuse it whole.
+    # down_test and down_tested_at are NULL: no `verify --store` of this service
+    assert row == 'unknown,9,"concurrently-in-transaction, not-idempotent",error,1,1,0,,,'
 
 
 # ---------------------------------------------------------------- the rules file may change at any time

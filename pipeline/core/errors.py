@@ -25,6 +25,10 @@ class QueryError(LensError):
     """A named or ad-hoc query failed."""
 
 
+class ServerError(LensError):
+    """The PostgreSQL server `verify` needs cannot be found, started, reached or used."""
+
+
 class DeliveryError(LensError):
     """A notification could not be delivered after retries; it stays pending for the next run."""
 

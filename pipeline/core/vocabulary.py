@@ -42,9 +42,17 @@ ENVELOPES: tuple[Envelope, ...] = get_args(Envelope)
 # findings.kind (docs/contract.md §3).
 FindingKind = Literal[
     "failed_run", "dirty_open", "forced_recovery", "duration_outlier", "failure_spike", "lock_timeout",
-    "prod_rollback", "promotion_skipped", "non_idempotent", "missing_down", "interrupted_run",
+    "prod_rollback", "promotion_skipped", "non_idempotent", "missing_down", "interrupted_run", "down_test_failed",
 ]
 FINDING_KINDS: tuple[FindingKind, ...] = get_args(FindingKind)
+
+# verify: the checks run per version, in order, and their statuses (docs/contract.md §4; verify_results).
+VerifyCheck = Literal["up", "down", "schema_restored", "data_restored", "reapply", "idempotent_up"]
+VERIFY_CHECKS: tuple[VerifyCheck, ...] = get_args(VerifyCheck)
+VerifyStatus = Literal["pass", "fail", "skip", "missing"]
+VERIFY_STATUSES: tuple[VerifyStatus, ...] = get_args(VerifyStatus)
+# The checks a rollback test is judged on (the ledger's "down tested in CI"): down_test_failed names them.
+DOWN_TEST_CHECKS: tuple[VerifyCheck, ...] = ("down", "schema_restored", "data_restored", "reapply")
 
 
 def severity_rank(severity: str) -> int:

@@ -87,6 +87,7 @@ EXPORT = {
     "alerts": (None, None),
     "silences": (None, None),
     "lint_issues": (None, None),
+    "verify_results": (None, None),
     "analyses": (None, None),
 }
 

@@ -93,6 +93,7 @@ class ReadinessRow:
     down_file: str
     tried: str
     last_down: str
+    ci: str = "—"  # "2026-11-14 passed", "2026-11-14 failed (schema_restored)": the down as `verify` tested it
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,15 @@ _METRICS = [
 ]
 
 
+def _ci_down_test(r: dict) -> str:
+    """The rollback-readiness cell for the down's CI test: "down tested in CI on <date>: passed/failed (…)"."""
+    if not r["down_test"]:
+        return "—"
+    how = {"failed": f"failed ({r['down_test_failed_checks']})", "missing": "no down file",
+           "not_tested": "not tested (its up failed)"}.get(r["down_test"], r["down_test"])
+    return f"{r['down_tested_at']:%Y-%m-%d}: {how}"
+
+
 def _spark(points: list[float], width: float = 120, height: float = 24) -> str:
     if len(points) < 2:
         return ""
@@ -248,12 +258,12 @@ def build_context(con: duckdb.DuckDBPyConnection, *, config: Config, as_of: date
     readiness = [ReadinessRow(r["service"], r["version"], r["name"] or "", r["down_file"],
                               ", ".join(r["down_tried_envs"] or []) or "never",
                               f"{r['last_down_at']:%Y-%m-%d} {'passed' if r['last_down_ok'] else 'failed'}"
-                              if r["last_down_at"] else "—")
+                              if r["last_down_at"] else "—", _ci_down_test(r))
                  for r in _rows(con, "readiness_gaps", {"limit": 30})]
     sections = {kind: _findings(con, f"kind = ? AND (status = 'open' OR {in_week}) AND ts <= ?",
                                 [kind, week.start, week.end, as_of])[:MAX_ROWS]
                 for kind in ("promotion_skipped", "forced_recovery", "non_idempotent", "interrupted_run",
-                             "prod_rollback", "missing_down", "lock_timeout", "failure_spike")}
+                             "prod_rollback", "missing_down", "down_test_failed", "lock_timeout", "failure_spike")}
     regressions = _findings(con, f"kind = 'duration_outlier' AND (status = 'open' OR {in_week}) AND ts <= ?",
                             [week.start, week.end, as_of])[:MAX_ROWS]
     quality = _rows(con, "quality", {})[0]

@@ -1,5 +1,5 @@
 """Findings about moving versions through the environments and back: prod_rollback, promotion_skipped,
-missing_down, and the rollback readiness relation missing_down reads."""
+missing_down, down_test_failed, and the rollback readiness relation the last two read."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import polars as pl
 
 from pipeline.analyze.context import Analysis, _is_prod
 from pipeline.analyze.findings.rows import _rows
+from pipeline.core.vocabulary import DOWN_TEST_CHECKS
 
 
 def rollback_findings(f: Analysis) -> list[pl.DataFrame]:
@@ -74,7 +75,26 @@ def missing_down_findings(f: Analysis) -> list[pl.DataFrame]:
     return [_rows("missing_down", rows)]
 
 
+def down_test_findings(f: Analysis) -> list[pl.DataFrame]:
+    """down_test_failed: a version in prod whose down failed `verify` in CI; reads analyze_readiness."""
+    rows = []
+    for r in f.frame("down_test_failed", prod_envs=f.cfg.prod_envs,
+                     down_test_checks=list(DOWN_TEST_CHECKS)).iter_rows(named=True):
+        checks = r["down_test_failed_checks"]
+        rows.append({
+            "severity": "warning", "env": r["env"], "service": r["service"], "version": r["version"],
+            "ts": r["down_tested_at"], "observed": float(len(checks.split(", "))), "expected": 0.0,
+            "unit": "count",
+            "explanation": f"{r['service']}: version {r['version']} ({r['name'] or '?'}) is in prod, and its down "
+                           f"failed in CI on {r['down_tested_at']:%Y-%m-%d} ({checks})"
+                           + (f": {r['detail']}" if r["detail"] else ""),
+            "status": "open",
+        })
+    return [_rows("down_test_failed", rows)]
+
+
 def rollback_readiness(f: Analysis) -> None:
-    """Per (service, version): is the down file there, was it tried outside prod, did it pass, re-applied?
-    Fills the scratch table analyze_readiness (the rows of rollback_readiness), which missing_down reads."""
-    f.run("readiness", prod_envs=f.cfg.prod_envs)
+    """Per (service, version): is the down file there, was it tried outside prod, did it pass, re-applied, and
+    how did its CI test go? Fills the scratch table analyze_readiness (the rows of rollback_readiness), which
+    missing_down and down_test_failed read."""
+    f.run("readiness", prod_envs=f.cfg.prod_envs, down_test_checks=list(DOWN_TEST_CHECKS))

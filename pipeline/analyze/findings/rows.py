@@ -36,6 +36,8 @@ RUNBOOK: dict[FindingKind, str] = {
                      "or the release rolled back with it.",
     "promotion_skipped": "Apply the version in the earlier environment first; make the pipeline gate prod on it.",
     "missing_down": "Write the down migration (`N_name.down.sql`) and try it outside prod.",
+    "down_test_failed": "Read the failed check in the CI verify output (`migrate-lens verify`), fix the down so it "
+                        "applies and restores schema and data, and verify again before anyone needs to roll back.",
     "non_idempotent": "Make the DDL re-runnable (IF NOT EXISTS / IF EXISTS) so a re-run after a failure or force "
                       "is safe.",
 }
