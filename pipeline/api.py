@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline import lint as _lint
-from pipeline.core.config import Config, load_config
 from pipeline.core.errors import ConfigError, DeliveryError, SourceError, WarehouseError
 from pipeline.core.vocabulary import FINDINGS_EXIT, at_or_above
 from pipeline.core.weeks import Week
@@ -45,6 +44,7 @@ if TYPE_CHECKING:
     from pipeline import wrap as _wrap_stage  # noqa: F401
     from pipeline.alerts import AlertResult, Rules, load_rules
     from pipeline.analyze import AnalyzeResult
+    from pipeline.core.config import Config, load_config
     from pipeline.ingest import IngestResult
     from pipeline.metrics import MetricsResult
     from pipeline.query import ExportResult
@@ -75,9 +75,12 @@ _report = _Stage("pipeline.report")
 _warehouse = _Stage("pipeline.warehouse")
 _retention = _Stage("pipeline.warehouse.retention")
 _metrics = _Stage("pipeline.metrics")
+# pydantic builds the config models on import: `lint` without --config never needs them
+_config = _Stage("pipeline.core.config")
 _verify = _Stage("pipeline.verify")
 # Names this module re-exports from the stages, imported when first asked for.
 _REEXPORTS = {
+    "Config": "pipeline.core.config", "load_config": "pipeline.core.config",
     "AlertResult": "pipeline.alerts", "Rules": "pipeline.alerts", "load_rules": "pipeline.alerts",
     "AnalyzeResult": "pipeline.analyze", "IngestResult": "pipeline.ingest", "MetricsResult": "pipeline.metrics",
     "ExportResult": "pipeline.query",
@@ -221,7 +224,7 @@ def query(con: duckdb.DuckDBPyConnection, name_or_sql: str, params: dict[str, st
 
 def lint(folder: Path, *, multi_statement: bool = False, config: Config | None = None) -> LintResult:
     """Lint a golang-migrate folder (no warehouse needed); `config.lint` disables rules or sets their levels."""
-    return _lint.lint(folder, multi_statement=multi_statement, config=(config or Config()).lint)
+    return _lint.lint(folder, multi_statement=multi_statement, config=config.lint if config else None)
 
 
 def verify(folder: Path, *, database: str | None = None, multi_statement: bool = False, seed_dir: Path | None = None,
@@ -298,7 +301,7 @@ class UpgradeResult:
 
 def upgrade(path: str | Path, *, config: Config | None = None) -> UpgradeResult:
     """Bring a warehouse written by an older build to this build's schema (every writing call does it too)."""
-    before, after = _warehouse.upgrade(path, settings=(config or Config()).warehouse)
+    before, after = _warehouse.upgrade(path, settings=(config or _config.Config()).warehouse)
     return UpgradeResult(str(path), before, after)
 
 
@@ -328,7 +331,7 @@ class Lens:
     def __init__(self, db: str | Path = DEFAULT_DB, *, config: Config | None = None, out: Path = DEFAULT_OUT,
                  as_of: datetime | None = None, progress: bool = False) -> None:
         self.db = str(db)
-        self.config = config or Config()
+        self.config = config or _config.Config()
         self.out = Path(out)
         self.as_of = as_of or datetime.now(UTC).replace(tzinfo=None)
         self.progress = progress

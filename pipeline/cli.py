@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,7 +26,6 @@ from pipeline.api import (
     fail_on_unread,
     lint,
     lint_exit_code,
-    load_config,
     named_queries,
     render_frame,
     render_lint,
@@ -38,6 +37,9 @@ from pipeline.api import (
 from pipeline.core.errors import LensError, QueryError
 from pipeline.core.render import inert
 from pipeline.core.vocabulary import ENVELOPES, SEVERITIES
+
+if TYPE_CHECKING:
+    from pipeline.core.config import Config
 
 _COMMON = "migrate_lens_common"
 
@@ -79,6 +81,13 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def load_config(path: Path | None) -> Config:
+    """The config (pydantic's models load here, on first use: `lint` without --config never needs them)."""
+    from pipeline.api import load_config as load
+
+    return load(path)
 
 
 def _lens() -> Lens:
@@ -256,7 +265,8 @@ def export(folder: Path) -> None:
 def lint_command(folder: Path, output_format: str, fail_on: str, multi_statement: bool, service: str | None,
                  output: Path | None) -> None:
     """Lint a golang-migrate folder with PostgreSQL's parser: rollback, idempotency, locks and rewrites."""
-    config = load_config(click.get_current_context().find_root().meta.get(_COMMON, {}).get("config"))
+    path = click.get_current_context().find_root().meta.get(_COMMON, {}).get("config")
+    config = load_config(path) if path else None
     result = lint(folder, multi_statement=multi_statement, config=config)
     code = lint_exit_code(result, fail_on)  # a bad --fail-on is a usage error before anything is written
     text = render_lint(result, output_format)

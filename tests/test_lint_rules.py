@@ -150,13 +150,21 @@ def test_cli_reads_the_lint_section_of_the_config(tmp_path):
     assert "error rename:" in result.stdout
 
 
-def test_lint_starts_without_duckdb_or_polars(tmp_path):
+def test_lint_starts_without_duckdb_polars_or_the_config_models_unless_given_a_config(tmp_path):
+    (tmp_path / "lens.toml").write_text("[lint]\ndisable = []\n", encoding="utf-8")
     code = ("import sys\nfrom pipeline.cli import main\n"
-            "try:\n    main(['lint', sys.argv[1], '--fail-on', 'never'])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('duckdb', 'polars', 'pyarrow') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code, str(CORPUS / "rename" / "flags-table")],
-                         capture_output=True, text=True, check=True).stdout
-    assert out.splitlines()[-1] == "[]"
+            "try:\n    main([*sys.argv[2:], 'lint', sys.argv[1], '--fail-on', 'never'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('duckdb', 'polars', 'pyarrow', 'pydantic') if m in sys.modules))")
+    folder = str(CORPUS / "rename" / "flags-table")
+
+    def loaded(*args: str) -> str:
+        run = subprocess.run([sys.executable, "-c", code, folder, *args], capture_output=True, text=True, check=True)
+        assert "rename" in run.stdout  # it did lint
+        return run.stdout.splitlines()[-1]
+
+    assert loaded() == "[]"
+    # a config file is read with pydantic's models; still no warehouse libraries
+    assert loaded("--config", str(tmp_path / "lens.toml")) == "['pydantic']"
     assert Config().lint == LintConfig()
 
 

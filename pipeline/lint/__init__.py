@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.core.config import LintConfig
 from pipeline.core.errors import SourceError, UsageError, WarehouseError
 from pipeline.core.redact import redact
 from pipeline.core.vocabulary import FINDINGS_EXIT, LINT_LEVELS, lint_rank
@@ -24,6 +23,7 @@ from pipeline.lint.output import render, to_json, to_sarif, to_text
 from pipeline.lint.sqlfile import ALL, SqlFile, read_sql
 
 if TYPE_CHECKING:
+    from pipeline.core.config import LintConfig
     import duckdb
 
 __all__ = ["RULES", "LintIssue", "LintResult", "Rule", "exit_code", "lint", "render", "store", "to_json",
@@ -82,7 +82,7 @@ def lint(folder: Path, *, multi_statement: bool = False, config: LintConfig | No
             up = f.path.with_name(f.path.name[: -len(f".down.{f.ext}")] + f".up.{f.ext}")
             if up in parsed:
                 found += [(f, f.path.name, x) for x in _inverse(parsed[up], parsed[f.path], up.name)]
-    issues, suppressed = _finish(found, parsed, config or LintConfig())
+    issues, suppressed = _finish(found, parsed, config)
     return LintResult(folder, len(files), len({f.version for f in files}), tuple(issues), suppressed)
 
 
@@ -140,17 +140,18 @@ def _inverse(up: SqlFile, down: SqlFile, up_name: str) -> list[Found]:
 
 
 def _finish(found: list[tuple[_File | None, str, Found]], parsed: dict[Path, SqlFile],
-            config: LintConfig) -> tuple[list[LintIssue], int]:
+            config: LintConfig | None) -> tuple[list[LintIssue], int]:
     """Ignore comments, `[lint] disable` and `[lint.levels]` applied; the issues and how many were silenced."""
     issues, suppressed = [], 0
-    disabled = set(config.disable)
+    disabled = set(config.disable) if config else set()
+    levels = config.levels if config else {}
     for f, name, x in found:
         file_ignored = parsed[f.path].ignored if f is not None and f.path in parsed else frozenset()
         ignored = file_ignored | (x.statement.ignored if x.statement else frozenset())
         if x.rule in disabled or x.rule in ignored or ALL in ignored:
             suppressed += 1
             continue
-        level = config.levels.get(x.rule) or x.level or RULES[x.rule].level  # type: ignore[index]
+        level = levels.get(x.rule) or x.level or RULES[x.rule].level  # type: ignore[index]
         issues.append(LintIssue(x.rule, level, name, x.line, f.version if f else None,  # type: ignore[arg-type]
                                 f.direction if f else None, redact(x.message), x.column))
     issues.sort(key=lambda i: (i.path, i.line, i.rule))
