@@ -21,7 +21,7 @@ subclasses whose message names the thing and the fix.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -228,11 +228,13 @@ def lint(folder: Path, *, multi_statement: bool = False, config: Config | None =
 
 
 def verify(folder: Path, *, database: str | None = None, multi_statement: bool = False, seed_dir: Path | None = None,
-           strict: bool = False, allow_missing_down: bool = False) -> VerifyResult:
+           strict: bool = False, allow_missing_down: bool = False,
+           progress: Callable[[int, int], None] | None = None) -> VerifyResult:
     """Run a golang-migrate folder's ups and downs against a real PostgreSQL (no warehouse needed): a throwaway
-    cluster from the local server binaries, or scratch databases created and dropped through `database`."""
+    cluster from the local server binaries, or scratch databases created and dropped through `database`.
+    `progress(done, total)` is called after each version."""
     return _verify.verify(folder, database=database, multi_statement=multi_statement, seed_dir=seed_dir,
-                          strict=strict, allow_missing_down=allow_missing_down)
+                          strict=strict, allow_missing_down=allow_missing_down, progress=progress)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
@@ -281,6 +282,21 @@ def lint_command(folder: Path, output_format: str, fail_on: str, multi_statement
         sys.exit(code)
 
 
+class _VerifyProgress:
+    """A line on stderr at most every 10 s and after the last version: a CI log shows a long verify moving."""
+
+    EVERY_SECONDS = 10.0
+
+    def __init__(self) -> None:
+        self.started = self.shown = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - self.shown >= self.EVERY_SECONDS:
+            self.shown = now
+            click.echo(f"verify: {done}/{total} versions checked ({now - self.started:.0f} s)", err=True)
+
+
 @_command(name="verify")
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--database", default=None, metavar="URL", envvar="MIGRATE_LENS_VERIFY_DATABASE",
@@ -301,8 +317,10 @@ def lint_command(folder: Path, output_format: str, fail_on: str, multi_statement
 def verify_command(folder: Path, database: str | None, output_format: str, output: Path | None, service: str | None,
                    strict: bool, allow_missing_down: bool, multi_statement: bool, seed_dir: Path | None) -> None:
     """Apply each version's up, down, up again and up twice on a real PostgreSQL; compare schema and data."""
+    common = click.get_current_context().find_root().meta.get(_COMMON, {})
     result = verify(folder, database=database, multi_statement=multi_statement, seed_dir=seed_dir, strict=strict,
-                    allow_missing_down=allow_missing_down)
+                    allow_missing_down=allow_missing_down,
+                    progress=None if common.get("no_progress") else _VerifyProgress())
     text = render_verify(result, output_format)
     if output:
         output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")

@@ -4,6 +4,7 @@ PostgreSQL (the throwaway cluster verify itself starts; see the `postgres` fixtu
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -258,6 +259,11 @@ def test_the_cli_exit_codes_and_outputs(postgres, tmp_path):
     ok = runner.invoke(main, ["verify", str(clean), *db])
     assert ok.exit_code == 0, ok.output
     assert ok.stdout.splitlines()[-1].startswith(f"verified {clean}: 1 version in ")
+    # progress goes to stderr (a CI log shows a long verify moving), never into the report on stdout
+    assert re.fullmatch(r"verify: 1/1 versions checked \(\d+ s\)", ok.stderr.strip())
+    assert "versions checked" not in ok.stdout
+    quiet = runner.invoke(main, ["verify", str(clean), *db, "--no-progress"])
+    assert (quiet.exit_code, quiet.stderr) == (0, "")
     failed = runner.invoke(main, ["verify", str(broken), *db, "--format", "junit", "--output", str(tmp_path / "j.xml")])
     assert failed.exit_code == 3 and "FAILED (1 counted)" in failed.stdout  # schema_restored (IF NOT EXISTS reapplies)
     assert ET.parse(tmp_path / "j.xml").getroot().get("failures") == "1"
