@@ -69,3 +69,38 @@ def test_run_applies_the_configured_retention(tmp_path):
     last = result.stdout.splitlines()[-1]
     assert last.startswith("pruned raw lines before 2099-12-31 00:00: ") and "compacted" in last
     assert RetentionConfig().keep_raw_days is None and Config().retention.compact
+
+
+def _pod_log(path, day: int, versions: range) -> None:
+    """One Fluent Bit file of a pod's migrate container: the same stream (pod + container) every day."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for i, v in enumerate(versions):
+            f.write(json.dumps({"time": f"2026-11-{day:02d}T10:00:0{i}.000000Z", "stream": "stderr", "_p": "F",
+                                "log": f"{v}/u step_{v} ({10 + i}.5ms)\n",
+                                "kubernetes": {"namespace_name": "shop", "pod_name": "orders-db-0",
+                                               "container_name": "migrate",
+                                               "labels": {"env": "prod", "app": "orders"}}}) + "\n")
+
+
+def test_a_pruned_stream_that_speaks_again_keeps_its_old_events_and_runs(tmp_path):
+    logs = tmp_path / "logs"
+    _pod_log(logs / "day1.jsonl", 1, range(1, 4))
+    lens = pipeline.Lens(tmp_path / "w.duckdb", out=tmp_path / "out", as_of=datetime(2026, 11, 20))
+    lens.ingest([str(logs)])
+    old = lens.query("SELECT event_id, run_id, version, own_ms FROM migrate_events ORDER BY ts").rows()
+    old_runs = lens.query("SELECT run_id, applied, to_version FROM runs").rows()
+    assert len(old) == 3 and len(old_runs) == 1
+    assert lens.prune(keep_days=7).streams == 1  # the pod's raw lines go; its events and run stay
+
+    _pod_log(logs / "day21.jsonl", 21, range(4, 6))  # weeks later the same pod runs migrate again
+    lens.ingest([str(logs)])
+    events = lens.query("SELECT event_id, run_id, version, own_ms FROM migrate_events ORDER BY ts").rows()
+    assert events[:3] == old and [e[2] for e in events[3:]] == [4, 5]
+    runs = lens.query("SELECT run_id, applied, from_version, to_version FROM runs ORDER BY started_at").rows()
+    assert [r[:2] for r in runs] == [(old_runs[0][0], 3), (events[3][1], 2)]
+    assert runs[1][2:] == (3, 5)  # the new run is chained onto the kept one
+    seqs = lens.query("SELECT seq FROM migrate_events ORDER BY ts").rows()
+    assert [s[0] for s in seqs] == sorted(s[0] for s in seqs) and len({s[0] for s in seqs}) == 5

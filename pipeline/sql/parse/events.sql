@@ -1,22 +1,35 @@
 -- Rebuild migrate_events for the streams in `touched_streams` from their log_lines.
 -- Parameters: $cont_ms (continuation window of multi-line errors), $run_gap_ms (silence that starts a run),
 -- $lo and $hi: the time range of those streams' lines and old events (the tables' zone maps skip the rest).
+-- A stream whose raw lines `prune` removed keeps its events up to its newest pruned line: they can no longer
+-- be rebuilt, and a stream that speaks again (the same pod or container, weeks later) adds to them.
 DELETE FROM migrate_events
-WHERE (ts BETWEEN $lo AND $hi OR ts IS NULL) AND stream_key IN (SELECT stream_key FROM touched_streams);
+WHERE (ts BETWEEN $lo AND $hi OR ts IS NULL) AND stream_key IN (SELECT stream_key FROM touched_streams)
+  AND NOT EXISTS (SELECT 1 FROM pruned_streams p
+                  WHERE p.stream_key = migrate_events.stream_key AND migrate_events.ts <= p.last_line_at);
 
 INSERT INTO migrate_events
-WITH streams AS (
+WITH pruned AS (   -- where a pruned stream's kept events end, and their last position
+    SELECT p.stream_key, p.kept_until, max(e.seq) AS kept_seq
+    FROM (SELECT stream_key, max(last_line_at) AS kept_until FROM pruned_streams
+          WHERE stream_key IN (SELECT stream_key FROM touched_streams) GROUP BY stream_key) p
+    LEFT JOIN migrate_events e ON e.stream_key = p.stream_key AND e.ts <= p.kept_until
+    GROUP BY p.stream_key, p.kept_until
+), streams AS (
     -- Windows partition by a small integer rather than by the long stream key.
-    SELECT stream_key, row_number() OVER (ORDER BY stream_key) AS sid, starts_with(stream_key, 'run:') AS wrapped
-    FROM touched_streams
+    SELECT t.stream_key, row_number() OVER (ORDER BY t.stream_key) AS sid, starts_with(t.stream_key, 'run:') AS wrapped,
+           p.kept_until, coalesce(p.kept_seq, 0) AS kept_seq
+    FROM touched_streams t LEFT JOIN pruned p USING (stream_key)
 ), physical AS (
     SELECT l.line_id, l.ts, l.ts_origin, s.sid, s.stream_key, s.wrapped, l.env, l.service, l.database, l.message,
            l.partial, l.whole,
-           row_number() OVER w AS pseq,
+           s.kept_seq + row_number() OVER w AS pseq,
            coalesce(lag(l.partial) OVER w, false) AS continues,
            lag(l.ts) OVER w AS prev_ts
     FROM log_lines l JOIN streams s USING (stream_key)
     WHERE l.record = 'line' AND (l.ts BETWEEN $lo AND $hi OR l.ts IS NULL)
+      -- a line shipped again from before a prune has its event already
+      AND (s.kept_until IS NULL OR l.ts > s.kept_until)
     WINDOW w AS (PARTITION BY s.sid ORDER BY l.ts, l.source_uri, l.line_no)
 ), pieces AS (
     -- Docker and CRI cut lines over 16 KiB into pieces; a piece continues into the next record. Only those
