@@ -75,17 +75,16 @@ _report = _Stage("pipeline.report")
 _warehouse = _Stage("pipeline.warehouse")
 _retention = _Stage("pipeline.warehouse.retention")
 _metrics = _Stage("pipeline.metrics")
-# pydantic builds the config models on import: `lint` without --config never needs them
-_config = _Stage("pipeline.core.config")
 _verify = _Stage("pipeline.verify")
+_config = _Stage("pipeline.core.config")  # pydantic builds its models on import: `lint` seldom needs them
 # Names this module re-exports from the stages, imported when first asked for.
 _REEXPORTS = {
     "Config": "pipeline.core.config", "load_config": "pipeline.core.config",
     "AlertResult": "pipeline.alerts", "Rules": "pipeline.alerts", "load_rules": "pipeline.alerts",
     "AnalyzeResult": "pipeline.analyze", "IngestResult": "pipeline.ingest", "MetricsResult": "pipeline.metrics",
-    "ExportResult": "pipeline.query",
-    "ReportResult": "pipeline.report", "connect": "pipeline.warehouse", "NamedQuery": "pipeline.warehouse.named",
-    "PruneResult": "pipeline.warehouse.retention", "WrapResult": "pipeline.wrap", "VerifyResult": "pipeline.verify",
+    "ExportResult": "pipeline.query", "ReportResult": "pipeline.report", "connect": "pipeline.warehouse",
+    "NamedQuery": "pipeline.warehouse.named", "PruneResult": "pipeline.warehouse.retention",
+    "WrapResult": "pipeline.wrap", "VerifyResult": "pipeline.verify",
 }
 
 
@@ -231,8 +230,7 @@ def verify(folder: Path, *, database: str | None = None, multi_statement: bool =
            strict: bool = False, allow_missing_down: bool = False,
            progress: Callable[[int, int], None] | None = None) -> VerifyResult:
     """Run a golang-migrate folder's ups and downs against a real PostgreSQL (no warehouse needed): a throwaway
-    cluster from the local server binaries, or scratch databases created and dropped through `database`.
-    `progress(done, total)` is called after each version."""
+    cluster from local server binaries, or scratch databases made through `database`; `progress(done, total)`."""
     return _verify.verify(folder, database=database, multi_statement=multi_statement, seed_dir=seed_dir,
                           strict=strict, allow_missing_down=allow_missing_down, progress=progress)
 
