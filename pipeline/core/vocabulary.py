@@ -28,7 +28,8 @@ LINT_LEVELS: tuple[LintLevel, ...] = get_args(LintLevel)
 FINDINGS_EXIT = 3
 
 # Envelopes a source can be read as (docs/contract.md §2).
-Envelope = Literal["docker", "kubernetes", "loki", "cloudwatch", "slog", "text", "events"]
+Envelope = Literal["docker", "kubernetes", "loki", "cloudwatch", "slog", "text", "events",
+                   "elastic", "splunk", "gcp", "datadog"]
 ENVELOPES: tuple[Envelope, ...] = get_args(Envelope)
 
 # findings.kind (docs/contract.md §3).

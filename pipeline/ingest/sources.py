@@ -22,7 +22,7 @@ from pipeline.core.errors import SourceError
 from pipeline.core.redact import redact
 from pipeline.ingest.decompress import ReadOutcome, gunzip, unzstd
 
-LOG_SUFFIXES = (".jsonl", ".json", ".log", ".txt", ".ndjson")
+LOG_SUFFIXES = (".jsonl", ".json", ".log", ".txt", ".ndjson", ".csv")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
 READ_BLOCK = 8 << 20
 _HIVE = re.compile(r"(?:^|/)([A-Za-z_][A-Za-z0-9_.\-]*)=([^/]+)")
