@@ -39,6 +39,7 @@ class Source:
     etag: str | None
     compression: str | None
     fs: Any  # fsspec filesystem
+    envelope: str | None = None  # known without detection (a pull from an API)
 
     @cached_property
     def display_uri(self) -> str:
