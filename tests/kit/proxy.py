@@ -60,10 +60,13 @@ class Proxy:
                     status, extra, data = answer  # type: ignore[misc]
                     out_headers = list(extra.items())
                 self.send_response(status)
+                length = str(len(data))
                 for k, v in out_headers:
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    if k.lower() == "content-length" and self.command == "HEAD":
+                        length = v  # a HEAD answer says the size of what a GET would send
+                    elif k.lower() not in ("transfer-encoding", "connection", "content-length"):
                         self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Length", length)
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
