@@ -317,3 +317,14 @@ def test_reingesting_unchanged_exports_adds_nothing(load, warehouse, tmp_path):
     assert (first.sources, first.rejected) == (len(files), 0)
     assert (again.sources, again.skipped, again.lines) == (0, len(files), 0)
     assert rows(warehouse, "SELECT count(*) FROM runs") == [(len(files),)]
+
+
+def test_nested_lists_and_pages_deeper_than_an_export_are_rejected_not_a_crash(load, warehouse, tmp_path):
+    deep = "[" * 900 + "]" * 900
+    inner = {"hits": {"hits": [{"_index": "l", "_source": {"@timestamp": "2026-11-21T23:50:37Z", "message": "x"}}]}}
+    text = "\n".join([deep, json.dumps([[1, 2], {"_index": "l"}]), json.dumps({"hits": {"hits": [inner]}}),
+                      json.dumps({"@timestamp": "2026-11-21T23:50:37.101Z", "message": "no change", "ecs": {}})]) + "\n"
+    result = load(write_file(tmp_path / "deep.json", text), envelope="elastic")
+    assert result.failed == () and (result.lines, result.stored) == (result.rejected + 1, 1)
+    assert {r for (r,) in rows(warehouse, "SELECT DISTINCT reason FROM rejects")} <= {
+        "unexpected_shape", "malformed_json", "no_message"}

@@ -87,7 +87,7 @@ def _walk(text: _Text, kind: str) -> Iterator[Record]:
         if text.buf[start] == "[":
             text.pos += 1
             for obj, raw in _elements(text):
-                yield from _records(kind, obj, raw)
+                yield from _records(kind, obj, raw, nested=True)
         else:
             streamed, rest = yield from _members(text, kind, LISTS[kind])
             if not streamed:
@@ -117,7 +117,7 @@ def _members(text: _Text, kind: str, path: tuple[str, ...]) -> Iterator[Record]:
             text.pos += 1
             streamed = True
             for obj, raw in _elements(text):
-                yield from _records(kind, obj, raw)
+                yield from _records(kind, obj, raw, nested=True)
         elif path and key == path[0] and ch == "{" and len(path) > 1:
             streamed, inner = yield from _members(text, kind, path[1:])
             rest[key] = inner
@@ -151,25 +151,26 @@ def _elements(text: _Text) -> Iterator[tuple[Any, str]]:
         yield obj, raw
 
 
-def _records(kind: str, obj: Any, raw: str) -> Iterator[Record]:
-    """The records inside one decoded value: a page or document is opened, a record split into its lines."""
+def _records(kind: str, obj: Any, raw: str, nested: bool = False) -> Iterator[Record]:
+    """The records inside one decoded value: a page or document is opened, a record split into its lines.
+    Lists are opened one level deep only (a list of lists is no export's shape, and could nest past the stack)."""
     if _UNDECODABLE.search(raw):
         yield None, "invalid_utf8", _printable(raw[:RAW_LIMIT])
         return
-    if isinstance(obj, list):
+    if isinstance(obj, list) and not nested:
         for el in obj:
-            yield from _records(kind, el, _ENCODE(el))
+            yield from _records(kind, el, _ENCODE(el), nested=True)
         return
     if not isinstance(obj, dict):
         yield None, "unexpected_shape", raw[:RAW_LIMIT]
         return
-    inner = _listed(kind, obj)
+    inner = None if nested else _listed(kind, obj)
     if inner is not None:
         if not isinstance(inner, list):
             yield None, "unexpected_shape", raw[:RAW_LIMIT]
             return
         for el in inner:
-            yield from _records(kind, el, _ENCODE(el))
+            yield from _records(kind, el, _ENCODE(el), nested=True)
         return
     if kind == "elastic" and ("_source" in obj or "_index" in obj):
         source = obj.get("_source")
