@@ -209,6 +209,17 @@ def test_a_flapping_endpoint_is_retried_and_a_stream_that_stays_down_is_read_nex
     con.close()
 
 
+def test_the_cli_prints_a_missing_group_as_one_error_line(logs, tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    result = CliRunner().invoke(main, ["--db", str(tmp_path / "w.duckdb"), "--no-progress", "ingest",
+                                       "cloudwatch:///ecs/nope?prefix=migrate/"])
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: cloudwatch:///ecs/nope?prefix=migrate/: log group '/ecs/nope' does not exist "
+                             "(check the name and AWS_REGION)\n")
+
+
 def test_lookback_is_configurable_and_described():
     field = IngestConfig.model_fields["cloudwatch_lookback_seconds"]
     assert Config().ingest.cloudwatch_lookback_seconds == 300.0 and "late" in (field.description or "")
