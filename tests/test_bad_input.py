@@ -373,7 +373,8 @@ def test_cli_names_the_valid_formats_for_an_unknown_format(tmp_path):
     result = _cli(tmp_path, "--format", "bogus", str(path))
     assert result.exit_code == 1
     assert result.stderr == ("Error: --format bogus: unknown format "
-                             "(use one of: docker, kubernetes, loki, cloudwatch, slog, text, events)\n")
+                             "(use one of: docker, kubernetes, loki, cloudwatch, slog, text, events, elastic, splunk, gcp, "
+                             "datadog)\n")
 
 
 def test_cli_names_a_glob_that_matches_nothing(tmp_path):

@@ -54,6 +54,10 @@ class IngestConfig(_Section):
         description="Lines without a verbose prefix that arrive within this many seconds of the previous one "
         "continue a multi-line migrate error (its SQL body).",
     )
+    cloudwatch_lookback_seconds: float = Field(
+        300.0, ge=0, description="A `cloudwatch://` source asks again from this long before the last event "
+        "it read, for events that arrive late (those already read are not stored twice).",
+    )
     earliest_time: datetime = Field(
         datetime(2000, 1, 1), description="Records with an earlier time are rejected as `bad_time` (UTC)."
     )

@@ -36,7 +36,8 @@ LINT_RULES: tuple[LintRule, ...] = get_args(LintRule)
 FINDINGS_EXIT = 3
 
 # Envelopes a source can be read as (docs/contract.md §2).
-Envelope = Literal["docker", "kubernetes", "loki", "cloudwatch", "slog", "text", "events"]
+Envelope = Literal["docker", "kubernetes", "loki", "cloudwatch", "slog", "text", "events",
+                   "elastic", "splunk", "gcp", "datadog"]
 ENVELOPES: tuple[Envelope, ...] = get_args(Envelope)
 
 # findings.kind (docs/contract.md §3).

@@ -30,7 +30,7 @@ from pipeline.core.config import Config
 from pipeline.core.errors import LensError, SourceError, WarehouseError
 from pipeline.core.redact import redact
 from pipeline.core.vocabulary import ENVELOPES
-from pipeline.ingest import envelopes
+from pipeline.ingest import envelopes, logs_api
 from pipeline.ingest.batches import EMPTY as _EMPTY
 from pipeline.ingest.batches import Batch, Pieces, reader
 from pipeline.ingest.loader import Loader, Member, Stored
@@ -190,14 +190,15 @@ def ingest(
     forced = envelope or (None if config.ingest.format == "auto" else config.ingest.format)
     if forced is not None and forced not in ENVELOPES:
         raise SourceError(f"--format {forced}: unknown format (use one of: {', '.join(ENVELOPES)})")
-    discovery = discover(specs, since=since)
-    sources = discovery.sources
+    discovery = discover([s for s in specs if not s.startswith(logs_api.PREFIX)], since=since)
     _recover(con)
+    pulled = _pull([s for s in specs if s.startswith(logs_api.PREFIX)], con, config, since)
+    sources = discovery.sources + pulled.sources
     load_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
     loader = Loader(con, config, load_id)
     groups = _Groups(loader, config)
     large = Stored()
-    failed: list[str] = list(discovery.unreadable)
+    failed: list[str] = list(discovery.unreadable) + pulled.failed
     prints: dict[str, str] = {}
     readable: list[Source] = []
     for src in sources:
@@ -220,7 +221,7 @@ def ingest(
             try:
                 if src.size <= small_bytes:
                     pieces, outcome = _read_whole(src)
-                    member.kind = forced or envelopes.detect(_head(pieces))
+                    member.kind = src.envelope or forced or envelopes.detect(_head(pieces))
                     member.damage = outcome.damage
                     batch = next(reader(member.kind)(pieces, outcome, 1 << 62), Batch(_EMPTY.empty_table()))
                     if batch.records <= batch_lines:
@@ -228,7 +229,7 @@ def ingest(
                     else:  # few bytes, many records (well compressed): batch by batch after all
                         large += loader.load_large(member, reader(member.kind)(pieces, outcome, batch_lines), outcome)
                 else:
-                    member.kind = forced or envelopes.detect(src.head())
+                    member.kind = src.envelope or forced or envelopes.detect(src.head())
                     large += _load_large(con, loader, member, batch_lines)
             except (OSError, SourceError) as e:
                 failed.append(_failure(src, e))
@@ -240,8 +241,20 @@ def ingest(
             bar.advance(task, src.size)
         groups.flush()
     done = groups.done + large
-    return IngestResult(done.sources, len(unchanged), done.lines, done.stored, done.rejected, done.duplicates,
+    return IngestResult(done.sources, len(unchanged) + pulled.skipped, done.lines, done.stored, done.rejected, done.duplicates,
                         done.damaged, tuple(failed))
+
+
+def _pull(specs: list[str], con: duckdb.DuckDBPyConnection, config: Config, since: datetime | None) -> logs_api.Pull:
+    """The new events of each `cloudwatch://` source, one source per stream with something new."""
+    out = logs_api.Pull()
+    state = logs_api.known(con) if specs else {}
+    for spec in specs:
+        got = logs_api.pull(spec, state, since=since, lookback_ms=int(config.ingest.cloudwatch_lookback_seconds * 1000))
+        out.sources += got.sources
+        out.skipped += got.skipped
+        out.failed += got.failed
+    return out
 
 
 def _load_large(con: duckdb.DuckDBPyConnection, loader: Loader, member: Member, batch_lines: int) -> Stored:

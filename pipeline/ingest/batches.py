@@ -14,10 +14,12 @@ import pyarrow as pa
 
 from pipeline.core.redact import redact_fragment
 from pipeline.ingest.cloudwatch import cloudwatch_records
+from pipeline.ingest.exports import MESSAGE, export_records
 from pipeline.ingest.sources import ReadOutcome
 
 Reject = tuple[int, str, str]  # line_no, reason, raw
 Pieces = Iterable[tuple[bytes, bool]]  # (block of whole lines, is_final), as read_lines yields them
+Reader = Callable[[Pieces, ReadOutcome, int], Iterator["Batch"]]
 
 
 @dataclass
@@ -108,10 +110,9 @@ def unrecognised_batches(pieces: Pieces, outcome: ReadOutcome, batch_lines: int)
                                                           for no, ln in rows])
 
 
-def cloudwatch_batches(pieces: Pieces, outcome: ReadOutcome, batch_lines: int) -> Iterator[Batch]:
-    """CloudWatch documents are JSON values, not lines: split them into one event per record, streaming
-    (a `filter-log-events` document of any size is never held whole)."""
-    text = (block.decode("utf-8", errors="surrogateescape") for block, _ in pieces)
+def _record_batches(records: Iterator[tuple[str | None, str | None, str]], outcome: ReadOutcome,
+                    batch_lines: int) -> Iterator[Batch]:
+    """Batches of records split out of JSON documents: (record JSON, reject reason, raw), numbered in order."""
     good_no: list[int] = []
     good: list[str] = []
     bad: list[Reject] = []
@@ -121,7 +122,7 @@ def cloudwatch_batches(pieces: Pieces, outcome: ReadOutcome, batch_lines: int) -
         return Batch(pa.table({"line_no": pa.array(good_no, pa.int64()), "line": pa.array(good, pa.large_string())}),
                      bad)
 
-    for n, (event, reason, raw) in enumerate(cloudwatch_records(text), start=1):
+    for n, (event, reason, raw) in enumerate(records, start=1):
         if event is None:
             bad.append((n, reason or "malformed_json", raw))
         else:
@@ -131,7 +132,7 @@ def cloudwatch_batches(pieces: Pieces, outcome: ReadOutcome, batch_lines: int) -
                 yield flush()
                 good_no, good, bad = [], [], []
     if outcome.damage:
-        if bad and bad[-1][1] == "malformed_json" and bad[-1][0] == n:
+        if bad and bad[-1][1] in ("malformed_json", "malformed_csv") and bad[-1][0] == n:
             no, _, raw = bad.pop()
             bad.append((no, "truncated_record", redact_fragment(raw)))
         bad.append((n + 1, "truncated_compressed_stream", outcome.damage))
@@ -139,9 +140,25 @@ def cloudwatch_batches(pieces: Pieces, outcome: ReadOutcome, batch_lines: int) -
         yield flush()
 
 
-Reader = Callable[[Pieces, ReadOutcome, int], Iterator[Batch]]
+def _text(pieces: Pieces) -> Iterator[str]:
+    return (block.decode("utf-8", errors="surrogateescape") for block, _ in pieces)
+
+
+def cloudwatch_batches(pieces: Pieces, outcome: ReadOutcome, batch_lines: int) -> Iterator[Batch]:
+    """CloudWatch documents are JSON values, not lines: split them into one event per record, streaming
+    (a `filter-log-events` document of any size is never held whole)."""
+    return _record_batches(cloudwatch_records(_text(pieces)), outcome, batch_lines)
+
+
+def export_reader(kind: str) -> Reader:
+    """Platform exports: records out of pages, documents or CSV, one per physical line (`ingest/exports.py`)."""
+    def batches(pieces: Pieces, outcome: ReadOutcome, batch_lines: int) -> Iterator[Batch]:
+        return _record_batches(export_records(kind, _text(pieces)), outcome, batch_lines)
+    return batches
 
 
 def reader(kind: str) -> Reader:
     """The reader for a detected format (`unknown`: every record rejected)."""
+    if kind in MESSAGE:
+        return export_reader(kind)
     return {"unknown": unrecognised_batches, "cloudwatch": cloudwatch_batches}.get(kind, plain_batches)

@@ -22,7 +22,7 @@ from pipeline.core.errors import SourceError
 from pipeline.core.redact import redact
 from pipeline.ingest.decompress import ReadOutcome, gunzip, unzstd
 
-LOG_SUFFIXES = (".jsonl", ".json", ".log", ".txt", ".ndjson")
+LOG_SUFFIXES = (".jsonl", ".json", ".log", ".txt", ".ndjson", ".csv")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
 READ_BLOCK = 8 << 20
 _HIVE = re.compile(r"(?:^|/)([A-Za-z_][A-Za-z0-9_.\-]*)=([^/]+)")
@@ -39,6 +39,7 @@ class Source:
     etag: str | None
     compression: str | None
     fs: Any  # fsspec filesystem
+    envelope: str | None = None  # known without detection (a pull from an API)
 
     @cached_property
     def display_uri(self) -> str:
@@ -104,8 +105,8 @@ def _normal_key(path: str) -> str:
     return re.sub(r"/{2,}", "/", path).rstrip("/")
 
 
-def _source(fs: Any, path: str, info: dict[str, Any]) -> Source:
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+def _source(fs: Any, path: str, info: dict[str, Any], scheme: str | None = None) -> Source:
+    protocol = scheme or (fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0])
     # The identity of a source is its canonical location: `../logs`, `/abs/logs` and a symlink to it are one
     # file, read once. Hive labels still come from the path as given (`path`).
     uri = os.path.realpath(path) if protocol in ("file", "local") else f"{protocol}://{_normal_key(path)}"
@@ -152,23 +153,58 @@ def _is_recent(src: Source, since: datetime | None) -> bool:
     return src.modified is None or src.modified >= since
 
 
-def _unreachable(spec: str, e: Exception) -> SourceError:
+# Per store: what a container is called, and what to check when it is missing, unreachable or refuses.
+_STORES = {
+    "s3": ("bucket", "the name, the region and AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL, the region and the network",
+           "the credentials and the bucket policy"),
+    "gs": ("bucket", "the name and STORAGE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST and the network",
+           "GOOGLE_APPLICATION_CREDENTIALS and the bucket's IAM roles"),
+    "az": ("container", "the name and AZURE_STORAGE_CONNECTION_STRING",
+           "AZURE_STORAGE_CONNECTION_STRING and the network",
+           "AZURE_STORAGE_CONNECTION_STRING or the SAS token's permissions"),
+}
+_SCHEMES = {"s3a": "s3", "gcs": "gs", "abfs": "az", "abfss": "az", "adl": "az"}
+_EXTRAS = {"gs": "gcs", "az": "azure"}
+
+
+def _store(protocol: str) -> tuple[str, str, str, str]:
+    return _STORES.get(_SCHEMES.get(protocol, protocol), _STORES["s3"])
+
+
+def _denied(e: BaseException) -> bool:
+    """A refusal, as each store's client words it (gcsfs: `Forbidden`, Azure: 403 / `Authorization…`)."""
+    return isinstance(e, PermissionError) or getattr(e, "status_code", None) == 403 or str(e).startswith(
+        "Forbidden") or "AuthorizationPermissionMismatch" in str(e) or "AuthorizationFailure" in str(e)
+
+
+def _permission(spec: str, protocol: str) -> SourceError:
+    return SourceError(f"{redact(spec)}: permission denied (check {_store(protocol)[3]})")
+
+
+def _unreachable(spec: str, e: Exception, protocol: str = "s3") -> SourceError:
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return SourceError(f"{redact(spec)}: cannot reach the object store ({redact(text)}); check AWS_ENDPOINT_URL, "
-                       "the region and the network")
+    return SourceError(f"{redact(spec)}: cannot reach the object store ({redact(text)}); check {_store(protocol)[2]}")
 
 
 def _missing(spec: str, fs: Any, root: str) -> SourceError:
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    if protocol in ("s3", "s3a", "gs", "gcs", "az", "abfs"):
+    if protocol in ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"):
+        noun, check, _, _ = _store(protocol)
         bucket = root.split("/", 1)[0]
         try:
+            fs.ls(root)  # a refused or failed listing says so here (some clients' isdir only says False)
+        except FileNotFoundError:
+            pass
+        except Exception as e:  # noqa: BLE001 - only deciding which message to give
+            return _permission(spec, protocol) if _denied(e) else _unreachable(spec, e, protocol)
+        try:
             exists = fs.exists(bucket)
-        except Exception:  # noqa: BLE001 - only deciding which message to give
+        except Exception as e:  # noqa: BLE001 - only deciding which message to give
+            if _denied(e):
+                return _permission(spec, protocol)
             exists = True
         if not exists:
-            return SourceError(f"{redact(spec)}: bucket {bucket!r} does not exist (check the name, the region "
-                               "and AWS_ENDPOINT_URL)")
+            return SourceError(f"{redact(spec)}: {noun} {bucket!r} does not exist (check {check})")
         return SourceError(f"{redact(spec)}: no object under that prefix (check the path)")
     return SourceError(f"{redact(spec)}: no such file or folder (check the path)")
 
@@ -201,6 +237,16 @@ def _walk_local(root: str, unreadable: list[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _listing(fs: Any, root: str) -> dict[str, dict[str, Any]]:
+    """The log objects under a prefix, or the one object named, in one listing: a refused or unreachable store
+    raises here at once (an `isdir` probe would say False after its client's retries, and each probe retries)."""
+    found = fs.find(root, detail=True)
+    exact = {p: i for p, i in found.items() if p.rstrip("/") == root.rstrip("/") and i.get("type") != "directory"}
+    if exact:
+        return exact
+    return {p: i for p, i in found.items() if i.get("type") != "directory" and _is_log_name(p.rsplit("/", 1)[-1])}
+
+
 def discover(specs: list[str], since: datetime | None = None) -> Discovery:
     """Expand files, folders, globs and prefixes into sources, sorted and without repeats."""
     found: dict[str, Source] = {}
@@ -209,8 +255,16 @@ def discover(specs: list[str], since: datetime | None = None) -> Discovery:
         protocol = spec.split("://", 1)[0] if "://" in spec else "file"
         try:
             fs, root = fsspec.core.url_to_fs(spec, **_STORAGE_OPTIONS.get(protocol, {}))
-        except (ImportError, ValueError) as e:
-            raise SourceError(f"{redact(spec)}: unsupported source ({e}); use a path or s3:// URL") from None
+        except ImportError:
+            extra = _EXTRAS.get(_SCHEMES.get(protocol, protocol))
+            if extra is None:
+                raise SourceError(f"{redact(spec)}: unsupported source; use a path or an s3://, gs:// or az:// URL") \
+                    from None
+            raise SourceError(f"{redact(spec)}: {protocol}:// needs the {extra} extra "
+                              f"(pip install 'migrate-lens[{extra}]')") from None
+        except ValueError as e:
+            raise SourceError(f"{redact(spec)}: unsupported source ({e}); use a path or an s3://, gs:// or az:// "
+                              "URL") from None
         fs.invalidate_cache()  # fsspec keeps listings per instance: a batch job must see the store as it is now
         try:
             if any(ch in root for ch in "*?["):
@@ -218,29 +272,26 @@ def discover(specs: list[str], since: datetime | None = None) -> Discovery:
                 candidates = {p: i for p, i in matches.items() if i.get("type") != "directory"}
                 if not candidates:
                     raise SourceError(f"{redact(spec)}: the pattern matches no file (check the glob)")
-            elif fs.isdir(root) and protocol == "file":
+            elif protocol == "file" and fs.isdir(root):
                 candidates = _walk_local(root, unreadable)
-            elif fs.isdir(root):
-                candidates = {
-                    p: i for p, i in fs.find(root, detail=True).items() if _is_log_name(p.rsplit("/", 1)[-1])
-                }
-            elif fs.isfile(root):
+            elif protocol != "file" and (listed := _listing(fs, root)):
+                candidates = listed
+            elif protocol == "file" and fs.isfile(root):
                 candidates = {root: fs.info(root)}
             else:
                 raise _missing(spec, fs, root)
-        except PermissionError:
-            raise SourceError(f"{redact(spec)}: permission denied (check the credentials and the bucket policy)") \
-                from None
         except FileNotFoundError:
             raise _missing(spec, fs, root) from None
         except SourceError:
             raise
-        except Exception as e:  # botocore/aiohttp errors of an unreachable endpoint
+        except Exception as e:  # botocore/aiohttp/azure errors of a refusal or an unreachable endpoint
+            if _denied(e):
+                raise _permission(spec, protocol) from None
             if protocol == "file":
                 raise
-            raise _unreachable(spec, e) from e
+            raise _unreachable(spec, e, protocol) from e
         for path, info in sorted(candidates.items()):
-            src = _source(fs, path, info)
+            src = _source(fs, path, info, protocol if "://" in spec else None)
             if _is_recent(src, since):
                 found.setdefault(src.uri, src)
     return Discovery(list(found.values()), tuple(unreadable))

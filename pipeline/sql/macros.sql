@@ -15,6 +15,9 @@ CREATE OR REPLACE MACRO lens_ts(t) AS
         ELSE try_cast(try_cast(t AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)
     END;
 
+-- tag_value(tags, key): the value of the first `key:value` string in a list of tags (Datadog), else NULL.
+CREATE OR REPLACE MACRO tag_value(tags, k) AS [substr(t, length(k) + 2) FOR t IN tags IF starts_with(t, k || ':')][1];
+
 -- go_duration_ms(text): Go's time.Duration.String() (`523.4µs`, `23.619417ms`, `2m0.5s`, `0s`) in ms.
 -- Almost every value has one unit; only those with several (`1m2.5s`) take the slower general path.
 CREATE OR REPLACE MACRO go_duration_ms(s) AS
