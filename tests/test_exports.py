@@ -222,6 +222,18 @@ def test_env_service_database_come_from_the_platform_fields(platform, load, ware
     assert rows(warehouse, "SELECT env, service, database, outcome FROM runs") == [(*LABELLED, "success")]
 
 
+@pytest.mark.parametrize(("service", "expected"), [
+    ("orders", "orders"),                           # a plain string, as some shippers write it
+    ({"name": "orders", "environment": "x"}, "orders"),  # the ECS object
+    ({"environment": "x"}, "unknown"),              # an object without a name is no service name
+])
+def test_ecs_service_is_read_as_an_object_or_a_plain_string(service, expected, load, warehouse, tmp_path):
+    cap = capture("0012_up")
+    load(write_lines(tmp_path / "ecs.ndjson", [plain_json(ecs_doc(m, t, pod="m", labels={}, service=service))
+                                                for m, t in zip(cap.lines, stamps(cap))]))
+    assert rows(warehouse, "SELECT DISTINCT service FROM log_lines") == [(expected,)]
+
+
 @pytest.mark.parametrize("platform", ["elastic", "gcp", "datadog"])
 def test_two_pods_in_one_export_are_two_runs(platform, load, warehouse, tmp_path):
     up, down = capture("0012_up"), capture("0019_down_prompt_yes")

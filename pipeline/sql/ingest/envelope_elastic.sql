@@ -16,7 +16,9 @@ SELECT
          WHEN f[8] IS NOT NULL THEN 'ecs:' || coalesce(f[9] || ':', '') || f[8]
          ELSE file_stream END AS stream_key,
     coalesce(f[10], f[11], f[12], f[13], f[14], f[15]) AS env,
-    coalesce(f[16], f[17], f[18], f[19], f[20], f[21]) AS service,
+    -- `service` is an ECS object ({"name", "environment"}); some shippers write a plain string instead
+    coalesce(f[16], f[17], CASE WHEN NOT starts_with(f[28], '{') THEN f[28] END, f[18], f[19], f[20], f[21])
+        AS service,
     coalesce(f[22], f[23], f[24], f[25], f[26], f[27]) AS database,
     false AS partial,
     'line' AS record,
@@ -34,6 +36,6 @@ FROM (
             '$.labels.service', '$.service.name', '$.kubernetes.labels.service', '$.kubernetes.labels.app',
             '$.kubernetes.labels."app_kubernetes_io/name"', '$.kubernetes.labels."app.kubernetes.io/name"',
             '$.labels.database', '$.labels.db', '$.labels.tenant', '$.kubernetes.labels.database',
-            '$.kubernetes.labels.db', '$.kubernetes.labels.tenant'
+            '$.kubernetes.labels.db', '$.kubernetes.labels.tenant', '$.service'
         ])) AS f FROM typed_batch)
 )
