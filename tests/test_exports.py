@@ -79,6 +79,13 @@ def wrap_splunk_csv(cap: Capture, dest: Path) -> Path:
     return write_file(dest / f"splunk-{cap.name}.csv", splunk_csv(_splunk_events(cap, "c")))
 
 
+def wrap_splunk_docker_driver(cap: Capture, dest: Path) -> Path:
+    """Docker's `splunk` logging driver (inline format): an event per line, `_raw` the driver's own JSON."""
+    return write_lines(dest / f"splunk-driver-{cap.name}.json", splunk_json_lines([
+        splunk_result(json.dumps({"line": line, "source": "stderr", "tag": cap.cid[:12]}), t, source="stderr",
+                      sourcetype="httpevent") for line, t in zip(cap.lines, stamps(cap))]))
+
+
 def wrap_gcp_sink(cap: Capture, dest: Path) -> Path:
     """A Cloud Logging sink to Cloud Storage: hourly JSON-lines files, one LogEntry per line printed."""
     pod = _pod(cap, "g")
@@ -108,6 +115,7 @@ WRAPPERS: dict[str, tuple[Callable[[Capture, Path], Path], str]] = {
     "elastic-search-pages": (wrap_elastic_pages, "elastic"),
     "splunk-json": (wrap_splunk_json, "splunk"),
     "splunk-csv": (wrap_splunk_csv, "splunk"),
+    "splunk-docker-driver": (wrap_splunk_docker_driver, "splunk"),
     "gcp-sink": (wrap_gcp_sink, "gcp"),
     "gcp-gcloud-read": (wrap_gcp_gcloud, "gcp"),
     "datadog-archive": (wrap_datadog, "datadog"),
