@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from junitparser import JUnitXml
 from click.testing import CliRunner
 
 from pipeline.cli import main
@@ -248,6 +249,13 @@ def test_junit_is_the_jenkins_surefire_shape_with_one_case_per_version_and_check
     assert "already exists" in cases[5].find("system-out").text and cases[5].find("failure") is None
     for case in cases:
         assert {child.tag for child in case} <= {"failure", "skipped", "system-out"}
+    # and a JUnit reader as CI plugins use one (junitparser) sees the same cases and outcomes
+    path = tmp_path / "verify.xml"
+    path.write_text(to_junit(result), encoding="utf-8")
+    read = [(c.classname, c.name, [type(r).__name__ for r in c.result]) for s in JUnitXml.fromfile(str(path))
+            for c in s]
+    assert len(read) == len(cases) and read[6] == ("migrations.2_email_index", "up", ["Failure"])
+    assert sum(r[2] == ["Skipped"] for r in read) == 6 and sum(r[2] == [] for r in read) == len(cases) - 7
 
 
 def test_the_cli_exit_codes_and_outputs(postgres, tmp_path):
