@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from junitparser import JUnitXml
 from click.testing import CliRunner
+from junitparser import JUnitXml
 
 from pipeline.cli import main
 from pipeline.core.errors import SourceError
