@@ -84,6 +84,20 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _common() -> dict[str, Any]:
+    """The options every command shares (given before or after the command)."""
+    return click.get_current_context().find_root().meta.get(_COMMON, {})  # type: ignore[no-any-return]
+
+
+def _emit(report: str, output: Path | None, summary: str) -> None:
+    """A folder report (lint, verify) to `output` with its summary on the terminal, or whole to stdout."""
+    if output:
+        output.write_text(report if report.endswith("\n") else report + "\n", encoding="utf-8")
+        click.echo(summary)
+    else:
+        click.echo(report.rstrip("\n"))
+
+
 def load_config(path: Path | None) -> Config:
     """The config (pydantic's models load here, on first use: `lint` without --config never needs them)."""
     from pipeline.api import load_config as load
@@ -92,7 +106,7 @@ def load_config(path: Path | None) -> Config:
 
 
 def _lens() -> Lens:
-    common = click.get_current_context().find_root().meta.get(_COMMON, {})
+    common = _common()
     config = load_config(common.get("config"))
     progress = not common.get("no_progress") and sys.stderr.isatty() and not os.environ.get("CI")
     return Lens(common.get("db") or os.environ.get("MIGRATE_LENS_DB") or DEFAULT_DB, config=config,
@@ -104,7 +118,7 @@ def _stage(func: Callable[..., None]) -> Callable[..., None]:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        debug = click.get_current_context().find_root().meta.get(_COMMON, {}).get("debug", False)
+        debug = _common().get("debug", False)
         try:
             func(*args, **kwargs)
         except LensError as e:
@@ -266,16 +280,11 @@ def export(folder: Path) -> None:
 def lint_command(folder: Path, output_format: str, fail_on: str, multi_statement: bool, service: str | None,
                  output: Path | None) -> None:
     """Lint a golang-migrate folder with PostgreSQL's parser: rollback, idempotency, locks and rewrites."""
-    path = click.get_current_context().find_root().meta.get(_COMMON, {}).get("config")
+    path = _common().get("config")
     config = load_config(path) if path else None
     result = lint(folder, multi_statement=multi_statement, config=config)
     code = lint_exit_code(result, fail_on)  # a bad --fail-on is a usage error before anything is written
-    text = render_lint(result, output_format)
-    if output:
-        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-        click.echo(result.summary())
-    else:
-        click.echo(text.rstrip("\n"))
+    _emit(render_lint(result, output_format), output, result.summary())
     if service:
         _lens().store_lint(result, service)
     if code:
@@ -317,16 +326,10 @@ class _VerifyProgress:
 def verify_command(folder: Path, database: str | None, output_format: str, output: Path | None, service: str | None,
                    strict: bool, allow_missing_down: bool, multi_statement: bool, seed_dir: Path | None) -> None:
     """Apply each version's up, down, up again and up twice on a real PostgreSQL; compare schema and data."""
-    common = click.get_current_context().find_root().meta.get(_COMMON, {})
     result = verify(folder, database=database, multi_statement=multi_statement, seed_dir=seed_dir, strict=strict,
                     allow_missing_down=allow_missing_down,
-                    progress=None if common.get("no_progress") else _VerifyProgress())
-    text = render_verify(result, output_format)
-    if output:
-        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-        click.echo(result.summary())
-    else:
-        click.echo(text.rstrip("\n"))
+                    progress=None if _common().get("no_progress") else _VerifyProgress())
+    _emit(render_verify(result, output_format), output, result.summary())
     if service:
         _lens().store_verify(result, service)
     if result.exit_code():

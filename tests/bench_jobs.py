@@ -23,8 +23,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.bench_ingest import FLOOR_SQL  # noqa: E402  (the ingest floor: one definition for both benchmarks)
-from tests.bench_verify import job_verify, job_verify_floor  # noqa: E402  (the verify case's two sides)
+from tests.bench_ingest import FLOOR_SQL, vm_hwm_kb
+from tests.bench_verify import job_verify, job_verify_floor
 
 # The rolling baseline of every application over the 30 before it, per scope: what analyze must compute.
 ANALYZE_FLOOR_SQL = """
@@ -139,18 +139,12 @@ JOBS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "report_floor": job_report_floor, "run": job_run, "run_floor": job_run_floor,
     "verify": job_verify, "verify_floor": job_verify_floor,  # tests/bench_verify.py
 }
-def vm_hwm_kb() -> int:
-    with open("/proc/self/status") as f:
-        for ln in f:
-            if ln.startswith("VmHWM:"):
-                return int(ln.split()[1])
-    return -1
 
 
 def child_main(job: str, args: str) -> None:
     try:
         out = JOBS[job](json.loads(args))
-    except Exception as e:  # noqa: BLE001  (a crash is a result to report, not a reason to stop the table)
+    except Exception as e:
         first = str(e).splitlines()[0] if str(e) else ""
         out = {"wall": float("nan"), "error": f"{type(e).__name__}: {first}"}
     out["hwm_kb"] = vm_hwm_kb()

@@ -82,14 +82,6 @@ def corpus(n_files: int) -> tuple[Path, Path, int]:
     return base / "pods", one, records
 
 
-def _hwm_kb() -> int:
-    with open("/proc/self/status") as f:
-        for ln in f:
-            if ln.startswith("VmHWM:"):
-                return int(ln.split()[1])
-    return -1
-
-
 def child(what: str, target: str, db: str) -> dict:
     """One measurement in this (fresh) process."""
     if what == "floor":
@@ -130,7 +122,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         res = child(*args.child)
-        print("CHILD-RESULT " + json.dumps({**res, "hwm_kb": _hwm_kb()}), flush=True)
+        print("CHILD-RESULT " + json.dumps({**res, "hwm_kb": bench.vm_hwm_kb()}), flush=True)
         return
 
     folder, one, records = corpus(args.files)

@@ -7,6 +7,7 @@ import datetime as dt
 import email
 import ipaddress
 import json
+import re
 import socket
 import ssl
 from email import policy
@@ -357,3 +358,19 @@ def test_alert_command_prints_one_summary_line(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout == "alerts: 1 firing, 0 resolved, 0 silenced; e-mails: 1 written to the outbox\n"
 
+
+
+@pytest.mark.parametrize(("toml", "where"), [
+    ('[defaults]\nrepeat_interval = "soon"\n', "defaults.repeat_interval"),
+    ('[[routes]]\nname = "r"\nto = ["a@b.c"]\nescalate_after = "2 hours"\nescalate_to = "r"\n',
+     "routes.0.escalate_after"),
+    ('[[routes]]\nname = "r"\nalertmanager = { url = "http://127.0.0.1:9", ends_after = "8" }\n',
+     "routes.0.alertmanager.ends_after"),
+    ('[[routes]]\nname = "r"\nto = ["a@b.c"]\n[[rules]]\nname = "x"\nkinds = ["dirty_database"]\nroute = "r"\n'
+     'repeat_interval = "1w"\n', "rules.0.repeat_interval"),
+])
+def test_every_duration_of_the_rules_file_is_checked_where_it_is_written(tmp_path, toml, where):
+    path = tmp_path / "rules.toml"
+    path.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"{re.escape(where)}: Value error, '.+' is not a duration like 30m"):
+        load_rules(path)

@@ -7,9 +7,9 @@ import re
 import tomllib
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.core.assets import default_rules
 from pipeline.core.errors import ConfigError
@@ -27,6 +27,15 @@ def parse_interval(text: str) -> timedelta:
     return timedelta(minutes=value) if unit == "m" else timedelta(hours=value) if unit == "h" else timedelta(days=value)
 
 
+def _checked_interval(text: str) -> str:
+    parse_interval(text)
+    return text
+
+
+# A duration field of the rules file (repeat, escalation, Alertmanager's endsAt): kept as written, checked on load.
+Interval = Annotated[str, AfterValidator(_checked_interval)]
+
+
 def _warning_and_above() -> list[str]:
     """A rule's default severities: warning and every more urgent one."""
     return [s for s in SEVERITIES if at_or_above(s, "warning")]
@@ -37,17 +46,11 @@ class _Model(BaseModel):
 
 
 class Defaults(_Model):
-    repeat_interval: str = Field("24h", description="A firing alert is not re-sent before this (30m, 4h, 7d).")
+    repeat_interval: Interval = Field("24h", description="A firing alert is not re-sent before this (30m, 4h, 7d).")
     send_resolved: bool = Field(True, description="Send a notice when an alert's finding resolves.")
     report_url: str | None = Field(
         None, description="Where the weekly reviews are published (the `reports/` folder); each e-mail links "
         "`<report_url>/<YYYY-Www>.html`, the review of the week it is about.")
-
-    @field_validator("repeat_interval")
-    @classmethod
-    def _interval(cls, v: str) -> str:
-        parse_interval(v)
-        return v
 
 
 class Smtp(_Model):
@@ -73,14 +76,8 @@ class PagerDuty(_Model):
 
 class Alertmanager(_Model):
     url: str = Field(description="Alertmanager base URL; alerts are posted to <url>/api/v2/alerts.")
-    ends_after: str = Field("8d", description="Each run posts firing alerts with endsAt = clock + this "
+    ends_after: Interval = Field("8d", description="Each run posts firing alerts with endsAt = clock + this "
                                               "(Alertmanager resolves what is not refreshed).")
-
-    @field_validator("ends_after")
-    @classmethod
-    def _interval(cls, v: str) -> str:
-        parse_interval(v)
-        return v
 
 
 class Webhook(_Model):
@@ -110,16 +107,9 @@ class Route(_Model):
     alertmanager: Alertmanager | None = Field(None, description="An Alertmanager (API v2).")
     webhook: Webhook | None = Field(None, description="Any receiver of the Alertmanager webhook payload.")
     jira: Jira | None = Field(None, description="One Jira issue per alert (REST API v2).")
-    escalate_after: str | None = Field(None, description="An alert still firing this long after it first fired "
+    escalate_after: Interval | None = Field(None, description="An alert still firing this long after it first fired "
                                                          "also goes to escalate_to (30m, 2h, 1d).")
     escalate_to: str | None = Field(None, description="The route alerts escalate to.")
-
-    @field_validator("escalate_after")
-    @classmethod
-    def _interval(cls, v: str | None) -> str | None:
-        if v is not None:
-            parse_interval(v)
-        return v
 
     @model_validator(mode="after")
     def _some_channel(self) -> Route:
@@ -154,14 +144,7 @@ class Rule(_Model):
     min_ratio: float | None = Field(None, description="Only findings whose observed / expected is at least this.")
     min_score: float | None = Field(None, description="Only findings whose score is at least this.")
     route: str = Field(description="The route its alerts are sent to.")
-    repeat_interval: str | None = Field(None, description="Overrides defaults.repeat_interval.")
-
-    @field_validator("repeat_interval")
-    @classmethod
-    def _interval(cls, v: str | None) -> str | None:
-        if v is not None:
-            parse_interval(v)
-        return v
+    repeat_interval: Interval | None = Field(None, description="Overrides defaults.repeat_interval.")
 
 
 class Silence(_Model):

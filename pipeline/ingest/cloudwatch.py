@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 Record = tuple[str | None, str | None, str]  # (event JSON, reject reason, raw)
@@ -82,6 +82,31 @@ class _Text:
             self.pos = stop
             return obj, self.buf[start:stop]
 
+    def elements(self) -> Iterator[tuple[Any, str]]:
+        """The elements of a JSON list, each decoded alone with its text, up to the list's `]` (the hot loop of
+        a big document: CloudWatch's `events`, a search page's hits)."""
+        raw_decode = _DECODER.raw_decode
+        while True:
+            buf = self.buf
+            pos = _SEPARATOR.match(buf, self.pos).end()  # type: ignore[union-attr]
+            if pos >= len(buf):
+                self.pos = pos
+                if not self.more():
+                    raise ValueError("unterminated list")
+                continue
+            if buf[pos] == "]":
+                self.pos = pos + 1
+                return
+            try:
+                obj, stop = raw_decode(buf, pos)
+                raw = buf[pos:stop]
+                self.pos = stop
+            except json.JSONDecodeError:
+                self.pos = pos
+                obj, raw = self.decode()  # cut off by the end of the text at hand: read on
+            self.mark = None
+            yield obj, raw
+
     def reject_line(self, start: int) -> Record:
         """What is left of the line at `start`, rejected; reading resumes after it."""
         nl = self.buf.find("\n", start)
@@ -96,7 +121,12 @@ def cloudwatch_records(chunks: Iterable[str]) -> Iterator[Record]:
 
     Text that is not JSON is rejected line by line; a blank line between values is a record of its own,
     as in JSON-lines files."""
-    text = _Text(chunks)
+    yield from top_level_values(_Text(chunks), _value)
+
+
+def top_level_values(text: _Text, value: Callable[[_Text], Iterator[Record]]) -> Iterator[Record]:
+    """The records of each top-level value of `text`, by `value`; a blank line between values is an
+    `empty_line` record of its own, as in JSON-lines files."""
     newlines = 0
     while not text.at_end():
         ch = text.buf[text.pos]
@@ -108,7 +138,7 @@ def cloudwatch_records(chunks: Iterable[str]) -> Iterator[Record]:
             text.pos += 1
             continue
         newlines = 0
-        yield from _value(text)
+        yield from value(text)
 
 
 def _value(text: _Text) -> Iterator[Record]:
@@ -189,27 +219,8 @@ def _walk(text: _Text) -> Iterator[Record]:
 
 
 def _list(text: _Text) -> Iterator[Record]:
-    """The elements of a list, one record each, up to its `]` (the hot loop of a big document)."""
-    raw_decode = _DECODER.raw_decode
-    while True:
-        buf = text.buf
-        pos = _SEPARATOR.match(buf, text.pos).end()  # type: ignore[union-attr]
-        if pos >= len(buf):
-            text.pos = pos
-            if not text.more():
-                raise ValueError("unterminated list")
-            continue
-        if buf[pos] == "]":
-            text.pos = pos + 1
-            return
-        try:
-            ev, stop = raw_decode(buf, pos)
-            raw = buf[pos:stop]
-            text.pos = stop
-        except json.JSONDecodeError:
-            text.pos = pos
-            ev, raw = text.decode()  # cut off by the end of the text at hand: read on
-        text.mark = None
+    """The elements of a list, one record each, up to its `]`."""
+    for ev, raw in text.elements():
         if text.dirty and _UNDECODABLE.search(raw):
             yield None, "invalid_utf8", _printable(raw[:RAW_LIMIT])
         elif isinstance(ev, dict):

@@ -19,10 +19,16 @@ from collections.abc import Iterable, Iterator
 from itertools import chain
 from typing import Any
 
-from pipeline.ingest.cloudwatch import _UNDECODABLE, RAW_LIMIT, Record, _printable, _Text
+from pipeline.ingest.cloudwatch import (
+    _DECODER,
+    _UNDECODABLE,
+    RAW_LIMIT,
+    Record,
+    _printable,
+    _Text,
+    top_level_values,
+)
 
-_DECODER = json.JSONDecoder()
-_SEPARATOR = re.compile(r"[ \t\r\n]*,?[ \t\r\n]*")
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 LINE_KEY = "lens_line"
@@ -48,19 +54,7 @@ def export_records(kind: str, chunks: Iterable[str]) -> Iterator[Record]:
     if kind == "splunk" and first.lstrip()[:1] not in ("{", "[", ""):
         yield from _csv_records(chain([first], chunks))
         return
-    text = _Text(chain([first], chunks))
-    newlines = 0
-    while not text.at_end():
-        ch = text.buf[text.pos]
-        if ch in " \t\r\n":
-            if ch == "\n":
-                newlines += 1
-                if newlines > 1:
-                    yield None, "empty_line", ""
-            text.pos += 1
-            continue
-        newlines = 0
-        yield from _value(text, kind)
+    yield from top_level_values(_Text(chain([first], chunks)), lambda text: _value(text, kind))
 
 
 def _value(text: _Text, kind: str) -> Iterator[Record]:
@@ -86,7 +80,7 @@ def _walk(text: _Text, kind: str) -> Iterator[Record]:
     try:
         if text.buf[start] == "[":
             text.pos += 1
-            for obj, raw in _elements(text):
+            for obj, raw in text.elements():
                 yield from _records(kind, obj, raw, nested=True)
         else:
             streamed, rest = yield from _members(text, kind, LISTS[kind])
@@ -116,7 +110,7 @@ def _members(text: _Text, kind: str, path: tuple[str, ...]) -> Iterator[Record]:
         if path and key == path[0] and ch == "[" and len(path) == 1:
             text.pos += 1
             streamed = True
-            for obj, raw in _elements(text):
+            for obj, raw in text.elements():
                 yield from _records(kind, obj, raw, nested=True)
         elif path and key == path[0] and ch == "{" and len(path) > 1:
             streamed, inner = yield from _members(text, kind, path[1:])
@@ -125,30 +119,6 @@ def _members(text: _Text, kind: str, path: tuple[str, ...]) -> Iterator[Record]:
             rest[key] = text.decode()[0]
     text.pos += 1
     return streamed, rest
-
-
-def _elements(text: _Text) -> Iterator[tuple[Any, str]]:
-    """The elements of a list, each decoded alone, up to its `]`."""
-    while True:
-        buf = text.buf
-        pos = _SEPARATOR.match(buf, text.pos).end()  # type: ignore[union-attr]
-        if pos >= len(buf):
-            text.pos = pos
-            if not text.more():
-                raise ValueError("unterminated list")
-            continue
-        if buf[pos] == "]":
-            text.pos = pos + 1
-            return
-        try:
-            obj, stop = _DECODER.raw_decode(buf, pos)
-            raw = buf[pos:stop]
-            text.pos = stop
-        except json.JSONDecodeError:
-            text.pos = pos
-            obj, raw = text.decode()  # cut off by the end of the text at hand: read on
-        text.mark = None
-        yield obj, raw
 
 
 def _records(kind: str, obj: Any, raw: str, nested: bool = False) -> Iterator[Record]:
