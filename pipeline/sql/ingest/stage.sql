@@ -34,7 +34,7 @@ SELECT
     coalesce(nullif(service, ''), s.path_service, $default_service) AS service,
     coalesce(nullif(database, ''), s.path_database, $default_database) AS database,
     -- migrate's Printf formats end in a newline; shippers keep it (and a TTY's \r) or not.
-    CASE WHEN reason IS NULL THEN redact(rtrim(message, chr(13) || chr(10))) END AS message,
+    CASE WHEN reason IS NULL THEN redact(line_text(message)) END AS message,
     partial,
     record,
     redact(attrs) AS attrs,

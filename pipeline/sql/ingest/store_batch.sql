@@ -39,7 +39,10 @@ WITH keys AS (
     SELECT line_id, min(src) AS src FROM ided WHERE $grouped GROUP BY line_id HAVING count(*) > 1
 )
 SELECT i.*,
-    NOT EXISTS (SELECT 1 FROM log_lines l WHERE l.ts BETWEEN $lo AND $hi AND l.line_id = i.line_id)
+    -- only the batch's own streams can hold its line ids (the id hashes the stream): sources that share a
+    -- time range (one file per node, per hour) must not read each other's lines
+    NOT EXISTS (SELECT 1 FROM log_lines l WHERE l.ts BETWEEN $lo AND $hi AND l.stream_key IN (SELECT redacted FROM keys)
+                AND l.line_id = i.line_id)
     AND (f.src IS NULL OR f.src = i.src) AS new
 FROM ided i LEFT JOIN firsts f USING (line_id);
 
