@@ -1,8 +1,9 @@
 """Stage 2, parse: the migrate grammar over `log_lines`, into `migrate_events` and `runs`.
 
 Ingest queues every stream whose lines changed in `pending_streams`; `rebuild` re-derives the events and
-runs of exactly those streams, set-based in SQL (`sql/parse/events.sql`, `sql/parse/runs.sql`), in parts
-of about `REBUILD_LINES` lines so the window queries stay within memory. The streams are cut into parts in
+runs of exactly those streams (events: each line's shape in SQL, its place in its stream in polars, see
+`events.py`; runs: set-based SQL, `sql/parse/runs.sql`), in parts of about `REBUILD_LINES` lines so that a
+part's frames and window queries stay within memory. The streams are cut into parts in
 time order, and each part reads log_lines and migrate_events only within its time range, which the zone
 maps of those tables skip to: a part's cost follows its own lines, not the warehouse's history. A part
 commits whole, so a failed rebuild leaves its streams queued and the next ingest redoes them.

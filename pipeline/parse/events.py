@@ -1,30 +1,67 @@
 """The events half of parse: the migrate grammar over `log_lines`, into `migrate_events` (runs assigned).
 
-The work is set-based SQL (`sql/events.sql`): classify every line by golang-migrate's line shapes, join
-multi-line errors with their SQL body, split the doubled non-fatal error, cut each stream into runs and
-derive every script's own duration.
+SQL decides what each line is by itself (`sql/parse/line_shapes.sql`: golang-migrate's line shapes, versions,
+durations) while it reads the lines; polars puts them in stream order once and does what depends on the
+lines around each one (`parse/sequence.py`: pieces, error blocks, doubled errors, runs, own time); SQL says
+what each error block means (`sql/parse/error_heads.sql`) and stores the events.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import duckdb
+import polars as pl
+import pyarrow as pa
 
+from pipeline.core.assets import sql_text
 from pipeline.core.config import Config
+from pipeline.parse import sequence
 from pipeline.warehouse import execute, scalar, statements
+from pipeline.warehouse.execution import split
+
+
+ARROW_CHUNK = 16_384  # rows per Arrow chunk handed to DuckDB: its scan is parallel over chunks
+
+
+def _shaped(lines_sql: str) -> str:
+    """line_shapes.sql over a query's rows, as one statement (the parser's own split drops the comments)."""
+    return split(sql_text("parse/line_shapes").replace("{lines}", f"({split(lines_sql)[0]})"))[0]
+
+
+@contextmanager
+def _visible(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
+    """`frame` as the relation `name` for the statements inside, in chunks DuckDB scans in parallel."""
+    table = frame.to_arrow()
+    con.register(name, pa.Table.from_batches(table.to_batches(max_chunksize=ARROW_CHUNK), schema=table.schema))
+    try:
+        yield
+    finally:
+        con.unregister(name)
 
 
 def rebuild_events(con: duckdb.DuckDBPyConnection, *, config: Config, lo: datetime | None = None,
                    hi: datetime | None = None) -> int:
     """Rebuild the events of the streams in `touched_streams`, whose lines and old events all lie between `lo`
     and `hi` (none: anywhere); returns how many exist for them now."""
-    params = {
-        "cont_ms": int(config.ingest.error_continuation_seconds * 1000),
-        "run_gap_ms": int(config.ingest.run_gap_minutes * 60_000),
-        "lo": lo or datetime.min, "hi": hi or datetime.max,
-    }
+    params = {"lo": lo or datetime.min, "hi": hi or datetime.max}
     for statement in statements("parse/events"):
         execute(con, statement, params)
+    physical = con.sql(_shaped(sql_text("parse/physical_lines")), params=params).pl()
+    if physical.height:
+        lines, joined = sequence.logical_lines(physical)
+        if joined.height:  # the joined pieces of long lines: shaped as the lines they are
+            with _visible(con, "joined_pieces", joined):
+                joined = con.sql(_shaped("SELECT * FROM joined_pieces")).pl()
+            lines = pl.concat([lines, joined.select(lines.columns)]).sort("sid", "lseq")
+        streams = con.sql("SELECT sid, stream_key FROM event_streams").pl()
+        lines, heads = sequence.error_blocks(lines, int(config.ingest.error_continuation_seconds * 1000))
+        with _visible(con, "error_heads", heads):
+            said = con.sql(split(sql_text("parse/error_heads").replace("{heads}", "error_heads"))[0]).pl()
+        said = said.join(heads.select("sid", "lseq", "block_lines"), on=["sid", "lseq"])
+        with _visible(con, "sequenced", sequence.events(lines, said, streams, int(config.ingest.run_gap_minutes * 60_000))):
+            con.execute(sql_text("parse/events_insert"))
     return scalar(con, "SELECT count(*) FROM migrate_events WHERE (ts BETWEEN $lo AND $hi OR ts IS NULL) "
                        "AND stream_key IN (SELECT stream_key FROM touched_streams)", params)
