@@ -22,7 +22,6 @@ from pipeline.parse import sequence
 from pipeline.warehouse import execute, scalar, statements
 from pipeline.warehouse.execution import split
 
-
 ARROW_CHUNK = 16_384  # rows per Arrow chunk handed to DuckDB: its scan is parallel over chunks
 
 
