@@ -51,6 +51,25 @@ def test_a_rebuild_in_many_parts_gives_the_runs_of_one_part(tmp_path, monkeypatc
     con.close()
 
 
+EVENTS = "SELECT * FROM migrate_events ORDER BY stream_key, seq"
+
+
+def test_events_sequenced_in_small_chunks_are_the_events_of_one_chunk(tmp_path, monkeypatch):
+    # sample logs of every envelope: pieces of long lines, error blocks, verbose and default mode, wrappers
+    sources = [str(SAMPLE_LOGS)]
+    whole = connect(tmp_path / "whole.duckdb")
+    ingest(whole, sources, config=Config(), progress=False)
+    monkeypatch.setattr("pipeline.parse.events.CHUNK_LINES", 40)
+    chunked = connect(tmp_path / "chunked.duckdb")
+    ingest(chunked, sources, config=Config(), progress=False)
+    [(chunks,)] = rows(chunked, "SELECT count(DISTINCT chunk) FROM event_streams")
+    assert chunks > 1
+    assert rows(chunked, EVENTS) == rows(whole, EVENTS)
+    assert rows(chunked, RUNS) == rows(whole, RUNS)
+    whole.close()
+    chunked.close()
+
+
 def test_a_new_source_rechains_only_its_own_databases_from_its_first_run_on(tmp_path, warehouse):
     orders = [s.uri for s in discover([str(SAMPLE_LOGS / "kubernetes")]).sources]
     ingest(warehouse, [str(SAMPLE_LOGS / "slog"), orders[0]], config=Config(), progress=False)

@@ -23,11 +23,18 @@ from pipeline.warehouse import execute, scalar, statements
 from pipeline.warehouse.execution import split
 
 ARROW_CHUNK = 16_384  # rows per Arrow chunk handed to DuckDB: its scan is parallel over chunks
+CHUNK_LINES = 100_000  # lines sequenced at once: polars' frames beside DuckDB's memory stay small
 
 
 def _shaped(lines_sql: str) -> str:
     """line_shapes.sql over a query's rows, as one statement (the parser's own split drops the comments)."""
     return split(sql_text("parse/line_shapes").replace("{lines}", f"({split(lines_sql)[0]})"))[0]
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object] | None = None) -> pl.DataFrame:
+    """A query's rows as a polars frame, binding only the parameters it names (DuckDB refuses others)."""
+    wanted = duckdb.extract_statements(sql)[0].named_parameters
+    return con.sql(sql, params={k: v for k, v in (params or {}).items() if k in wanted} or None).pl()
 
 
 @contextmanager
@@ -41,26 +48,38 @@ def _visible(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> 
         con.unregister(name)
 
 
+def _sequence_chunk(con: duckdb.DuckDBPyConnection, config: Config, streams: pl.DataFrame,
+                    params: dict[str, object]) -> None:
+    """Shape, sequence and store the events of one chunk of the streams (each frame let go as soon as the
+    next holds what it had: a chunk's memory, not the rebuild's)."""
+    physical = _frame(con, _shaped(sql_text("parse/physical_lines")), params)
+    if not physical.height:
+        return
+    lines, joined = sequence.logical_lines(physical)
+    del physical
+    if joined.height:  # the joined pieces of long lines: shaped as the lines they are
+        with _visible(con, "joined_pieces", joined):
+            joined = _frame(con, _shaped("SELECT * FROM joined_pieces"))
+        lines = pl.concat([lines, joined.select(lines.columns)]).sort("sid", "lseq")
+    lines, heads = sequence.error_blocks(lines, int(config.ingest.error_continuation_seconds * 1000))
+    with _visible(con, "error_heads", heads):
+        said = _frame(con, split(sql_text("parse/error_heads").replace("{heads}", "error_heads"))[0])
+    said = said.join(heads.select("sid", "lseq", "block_lines"), on=["sid", "lseq"])
+    events = sequence.events(lines, said, streams, int(config.ingest.run_gap_minutes * 60_000))
+    del lines
+    with _visible(con, "sequenced", events):
+        con.execute(sql_text("parse/events_insert"))
+
+
 def rebuild_events(con: duckdb.DuckDBPyConnection, *, config: Config, lo: datetime | None = None,
                    hi: datetime | None = None) -> int:
     """Rebuild the events of the streams in `touched_streams`, whose lines and old events all lie between `lo`
     and `hi` (none: anywhere); returns how many exist for them now."""
-    params = {"lo": lo or datetime.min, "hi": hi or datetime.max}
+    params = {"lo": lo or datetime.min, "hi": hi or datetime.max, "chunk_lines": CHUNK_LINES}
     for statement in statements("parse/events"):
         execute(con, statement, params)
-    physical = con.sql(_shaped(sql_text("parse/physical_lines")), params=params).pl()
-    if physical.height:
-        lines, joined = sequence.logical_lines(physical)
-        if joined.height:  # the joined pieces of long lines: shaped as the lines they are
-            with _visible(con, "joined_pieces", joined):
-                joined = con.sql(_shaped("SELECT * FROM joined_pieces")).pl()
-            lines = pl.concat([lines, joined.select(lines.columns)]).sort("sid", "lseq")
-        streams = con.sql("SELECT sid, stream_key FROM event_streams").pl()
-        lines, heads = sequence.error_blocks(lines, int(config.ingest.error_continuation_seconds * 1000))
-        with _visible(con, "error_heads", heads):
-            said = con.sql(split(sql_text("parse/error_heads").replace("{heads}", "error_heads"))[0]).pl()
-        said = said.join(heads.select("sid", "lseq", "block_lines"), on=["sid", "lseq"])
-        with _visible(con, "sequenced", sequence.events(lines, said, streams, int(config.ingest.run_gap_minutes * 60_000))):
-            con.execute(sql_text("parse/events_insert"))
+    streams = _frame(con, "SELECT sid, stream_key FROM event_streams")
+    for (chunk,) in con.execute("SELECT DISTINCT chunk FROM event_streams ORDER BY chunk").fetchall():
+        _sequence_chunk(con, config, streams, {**params, "chunk": chunk})
     return scalar(con, "SELECT count(*) FROM migrate_events WHERE (ts BETWEEN $lo AND $hi OR ts IS NULL) "
                        "AND stream_key IN (SELECT stream_key FROM touched_streams)", params)

@@ -44,15 +44,15 @@ def logical_lines(physical: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
     Returns the logical lines whose shape is known, and the joined ones, whose text must be shaped again
     (`text` set, shape columns null); both sorted by (sid, lseq)."""
-    ordered = physical.sort(["sid", "ts", "source_uri", "line_no"], nulls_last=True).with_columns(
+    ordered = physical.lazy().sort(["sid", "ts", "source_uri", "line_no"], nulls_last=True).with_columns(
         lseq=pl.col("kept_seq") + _position(_first_in_stream),
         continues=_prev("partial").fill_null(False),
         prev_ts=_prev("ts"),
-    ).drop("kept_seq", "source_uri", "line_no")
+    ).drop("kept_seq", "source_uri", "line_no").collect()
     in_pieces = pl.col("partial") | pl.col("continues")
-    whole = ordered.filter(~in_pieces).rename({"line_id": "first_line_id"}).with_columns(nphys=pl.lit(1, pl.Int32))
     pieces = ordered.filter(in_pieces)
-    whole = whole.drop("partial", "continues", "prefix")
+    whole = (ordered.filter(~in_pieces) if pieces.height else ordered).rename({"line_id": "first_line_id"})
+    whole = whole.with_columns(nphys=pl.lit(1, pl.Int32)).drop("partial", "continues", "prefix")
     if pieces.is_empty():
         return whole, whole.clear()
     joined = (

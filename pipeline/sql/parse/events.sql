@@ -8,8 +8,9 @@ WHERE (ts BETWEEN $lo AND $hi OR ts IS NULL) AND stream_key IN (SELECT stream_ke
   AND NOT EXISTS (SELECT 1 FROM pruned_streams p
                   WHERE p.stream_key = migrate_events.stream_key AND migrate_events.ts <= p.last_line_at);
 
--- The streams being rebuilt, each with a small integer id (what the sequence work partitions by), and for a
--- pruned one where its kept events end and their last position.
+-- The streams being rebuilt, each with a small integer id (what the sequence work sorts by), its lines, the
+-- chunk of at most about $chunk_lines lines it is sequenced in (a stream is never split), and for a pruned
+-- one where its kept events end and their last position.
 CREATE OR REPLACE TEMP TABLE event_streams AS
 WITH pruned AS (
     SELECT p.stream_key, p.kept_until, max(e.seq) AS kept_seq
@@ -17,7 +18,15 @@ WITH pruned AS (
           WHERE stream_key IN (SELECT stream_key FROM touched_streams) GROUP BY stream_key) p
     LEFT JOIN migrate_events e ON e.stream_key = p.stream_key AND e.ts <= p.kept_until
     GROUP BY p.stream_key, p.kept_until
+), counted AS (
+    SELECT stream_key, count(*) AS n FROM log_lines
+    WHERE (ts BETWEEN $lo AND $hi OR ts IS NULL) AND stream_key IN (SELECT stream_key FROM touched_streams)
+    GROUP BY stream_key
+), numbered AS (
+    SELECT t.stream_key, CAST(row_number() OVER (ORDER BY t.stream_key) AS INTEGER) AS sid,
+           starts_with(t.stream_key, 'run:') AS wrapped, p.kept_until, coalesce(p.kept_seq, 0) AS kept_seq,
+           coalesce(c.n, 0) AS n
+    FROM touched_streams t LEFT JOIN pruned p USING (stream_key) LEFT JOIN counted c USING (stream_key)
 )
-SELECT t.stream_key, CAST(row_number() OVER (ORDER BY t.stream_key) AS INTEGER) AS sid,
-       starts_with(t.stream_key, 'run:') AS wrapped, p.kept_until, coalesce(p.kept_seq, 0) AS kept_seq
-FROM touched_streams t LEFT JOIN pruned p USING (stream_key);
+SELECT * EXCLUDE (n), (sum(n) OVER (ORDER BY sid ROWS UNBOUNDED PRECEDING) - n) // $chunk_lines AS chunk
+FROM numbered;
