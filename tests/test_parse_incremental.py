@@ -70,6 +70,22 @@ def test_events_sequenced_in_small_chunks_are_the_events_of_one_chunk(tmp_path, 
     chunked.close()
 
 
+def test_a_stream_too_long_for_memory_is_sequenced_by_window_queries_to_the_same_events(tmp_path, monkeypatch):
+    sources = [str(SAMPLE_LOGS)]
+    whole = connect(tmp_path / "whole.duckdb")
+    ingest(whole, sources, config=Config(), progress=False)
+    calls = []
+    monkeypatch.setattr("pipeline.parse.events.WINDOWED_LINES", 40)
+    monkeypatch.setattr("pipeline.parse.events._sequence_chunk", lambda *a: calls.append(a))
+    windowed = connect(tmp_path / "windowed.duckdb")
+    ingest(windowed, sources, config=Config(), progress=False)
+    assert calls == []  # every chunk of the sample logs is longer than 40 lines: none went to polars
+    assert rows(windowed, EVENTS) == rows(whole, EVENTS)
+    assert rows(windowed, RUNS) == rows(whole, RUNS)
+    whole.close()
+    windowed.close()
+
+
 def test_a_new_source_rechains_only_its_own_databases_from_its_first_run_on(tmp_path, warehouse):
     orders = [s.uri for s in discover([str(SAMPLE_LOGS / "kubernetes")]).sources]
     ingest(warehouse, [str(SAMPLE_LOGS / "slog"), orders[0]], config=Config(), progress=False)

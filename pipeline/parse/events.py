@@ -24,6 +24,9 @@ from pipeline.warehouse.execution import split
 
 ARROW_CHUNK = 16_384  # rows per Arrow chunk handed to DuckDB: its scan is parallel over chunks
 CHUNK_LINES = 100_000  # lines sequenced at once: polars' frames beside DuckDB's memory stay small
+# A chunk this long holds one stream that long (chunks never split a stream): sequenced by window queries,
+# which DuckDB spills to disk, rather than in memory.
+WINDOWED_LINES = 1_000_000
 
 
 def _shaped(lines_sql: str) -> str:
@@ -35,6 +38,13 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object] |
     """A query's rows as a polars frame, binding only the parameters it names (DuckDB refuses others)."""
     wanted = duckdb.extract_statements(sql)[0].named_parameters
     return con.sql(sql, params={k: v for k, v in (params or {}).items() if k in wanted} or None).pl()
+
+
+def _windowed() -> str:
+    """events_windowed.sql with the shapes and the error blocks' meaning filled in: one statement."""
+    shapes = split(sql_text("parse/line_shapes").replace("{lines}", "logical"))[0]
+    said = split(sql_text("parse/error_heads").replace("{heads}", "error_blocks"))[0]
+    return split(sql_text("parse/events_windowed").replace("{line_shapes}", shapes).replace("{error_heads}", said))[0]
 
 
 @contextmanager
@@ -79,7 +89,12 @@ def rebuild_events(con: duckdb.DuckDBPyConnection, *, config: Config, lo: dateti
     for statement in statements("parse/events"):
         execute(con, statement, params)
     streams = _frame(con, "SELECT sid, stream_key FROM event_streams")
-    for (chunk,) in con.execute("SELECT DISTINCT chunk FROM event_streams ORDER BY chunk").fetchall():
-        _sequence_chunk(con, config, streams, {**params, "chunk": chunk})
+    for chunk, lines in con.execute("SELECT chunk, sum(n) FROM event_streams GROUP BY chunk ORDER BY chunk").fetchall():
+        if lines > WINDOWED_LINES:
+            execute(con, _windowed(), {**params, "chunk": chunk,
+                                       "cont_ms": int(config.ingest.error_continuation_seconds * 1000),
+                                       "run_gap_ms": int(config.ingest.run_gap_minutes * 60_000)})
+        else:
+            _sequence_chunk(con, config, streams, {**params, "chunk": chunk})
     return scalar(con, "SELECT count(*) FROM migrate_events WHERE (ts BETWEEN $lo AND $hi OR ts IS NULL) "
                        "AND stream_key IN (SELECT stream_key FROM touched_streams)", params)

@@ -28,5 +28,5 @@ WITH pruned AS (
            coalesce(c.n, 0) AS n
     FROM touched_streams t LEFT JOIN pruned p USING (stream_key) LEFT JOIN counted c USING (stream_key)
 )
-SELECT * EXCLUDE (n), (sum(n) OVER (ORDER BY sid ROWS UNBOUNDED PRECEDING) - n) // $chunk_lines AS chunk
+SELECT *, (sum(n) OVER (ORDER BY sid ROWS UNBOUNDED PRECEDING) - n) // $chunk_lines AS chunk
 FROM numbered;
