@@ -51,7 +51,7 @@ WITH lines AS (
     FROM (SELECT DISTINCT stream_key FROM pending_streams) p
     LEFT JOIN lines l USING (stream_key) LEFT JOIN events e USING (stream_key)
 )
-SELECT stream_key, lo, hi,
+SELECT stream_key, n, lo, hi,
     (sum(n) OVER (ORDER BY lo, stream_key ROWS UNBOUNDED PRECEDING) - n) // $lines AS part
 FROM streams
 """
@@ -68,7 +68,7 @@ def rebuild(con: duckdb.DuckDBPyConnection, *, config: Config) -> ParseResult:
     for part, lo, hi in parts:
         try:
             with transaction(con):
-                execute(con, "CREATE OR REPLACE TEMP TABLE touched_streams AS SELECT stream_key FROM rebuild_plan "
+                execute(con, "CREATE OR REPLACE TEMP TABLE touched_streams AS SELECT stream_key, n FROM rebuild_plan "
                              "WHERE part = $part", {"part": part})
                 event_count += rebuild_events(con, config=config, lo=lo, hi=hi)
                 run_count += rebuild_runs(con, config=config, lo=lo, hi=hi)

@@ -18,15 +18,10 @@ WITH pruned AS (
           WHERE stream_key IN (SELECT stream_key FROM touched_streams) GROUP BY stream_key) p
     LEFT JOIN migrate_events e ON e.stream_key = p.stream_key AND e.ts <= p.kept_until
     GROUP BY p.stream_key, p.kept_until
-), counted AS (
-    SELECT stream_key, count(*) AS n FROM log_lines
-    WHERE (ts BETWEEN $lo AND $hi OR ts IS NULL) AND stream_key IN (SELECT stream_key FROM touched_streams)
-    GROUP BY stream_key
-), numbered AS (
+), numbered AS (   -- touched_streams.n: the stream's raw lines, as the rebuild's plan counted them
     SELECT t.stream_key, CAST(row_number() OVER (ORDER BY t.stream_key) AS INTEGER) AS sid,
-           starts_with(t.stream_key, 'run:') AS wrapped, p.kept_until, coalesce(p.kept_seq, 0) AS kept_seq,
-           coalesce(c.n, 0) AS n
-    FROM touched_streams t LEFT JOIN pruned p USING (stream_key) LEFT JOIN counted c USING (stream_key)
+           starts_with(t.stream_key, 'run:') AS wrapped, p.kept_until, coalesce(p.kept_seq, 0) AS kept_seq, t.n
+    FROM touched_streams t LEFT JOIN pruned p USING (stream_key)
 )
 SELECT *, (sum(n) OVER (ORDER BY sid ROWS UNBOUNDED PRECEDING) - n) // $chunk_lines AS chunk
 FROM numbered;
