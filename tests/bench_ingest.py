@@ -154,6 +154,8 @@ class TimedConnection:
                 s = re.sub(r"\s+", " ", s)
                 if s.startswith("CREATE OR REPLACE TEMP VIEW typed_batch"):
                     return "CREATE TEMP VIEW typed_batch (json_valid/json_type)"
+                if s.startswith("WITH stripped AS"):
+                    return "parse: a chunk's lines with their shapes (line_shapes.sql)"
                 return s[:88]
         return sql.strip()[:88]
 
@@ -180,6 +182,19 @@ class TimedConnection:
 
     def unregister(self, name):
         return self._timed(f"con.unregister({name!r})", self._con.unregister, name)
+
+    def sql(self, query, *args, **kwargs):
+        """A relation runs when it is read: its `.pl()` is what is timed (parse reads its lines this way)."""
+        relation, label, timed = self._con.sql(query, *args, **kwargs), self.label(query) + " .pl()", self._timed
+
+        class Timed:
+            def __getattr__(self, name):
+                return getattr(relation, name)
+
+            def pl(self):
+                return timed(label, relation.pl)
+
+        return Timed()
 
     def __getattr__(self, name):
         return getattr(self._con, name)
