@@ -156,6 +156,8 @@ class TimedConnection:
                     return "CREATE TEMP VIEW typed_batch (json_valid/json_type)"
                 if s.startswith("WITH stripped AS"):
                     return "parse: a chunk's lines with their shapes (line_shapes.sql)"
+                if s.startswith("WITH unglued AS"):
+                    return "parse: what the error blocks say (error_heads.sql)"
                 return s[:88]
         return sql.strip()[:88]
 
@@ -449,7 +451,7 @@ def main() -> None:
         spent = o.get("ingest", o.get("failed_after", 0.0))
         total_sql = sum(s[1] for s in stats.values())
         print()
-        print(f"where our ingest's {spent:.2f} s go (time inside con.execute/register, by statement; "
+        print(f"where our ingest's {spent:.2f} s go (time inside con.execute/register and relations read by .pl(), by statement; "
               f"{spent - total_sql:.2f} s outside SQL: reading, splitting, Arrow, Python):")
         srt = sorted(stats.items(), key=lambda kv: -kv[1][1])
         print(table([[k, f"{c}", f"{s:.2f}", f"{100 * s / spent:.1f}"] for k, (c, s) in srt[:20]],
