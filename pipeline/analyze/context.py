@@ -7,7 +7,7 @@ scores stay in DuckDB, which reads only the columns a question needs and spills 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +18,7 @@ import polars as pl
 
 from pipeline.core.assets import sql_text
 from pipeline.core.config import AnalyzeConfig
-from pipeline.warehouse import execute, statements
+from pipeline.warehouse import execute, frame, statements
 
 # Temporary objects of one analysis (pipeline/sql/analyze/setup.sql and the steps after it).
 _SCRATCH_TABLES = ("analyze_pool", "analyze_scopes", "analyze_apps", "analyze_active", "analyze_step",
@@ -37,7 +37,7 @@ class Analysis:
     def frame(self, name: str, **params: object) -> pl.DataFrame:
         """The result of `pipeline/sql/analyze/<name>.sql` (one query), `$as_of` and `params` bound."""
         sql = _query(name)
-        return self.con.sql(sql, params=_bound(sql, {"as_of": self.as_of, **params}) or None).pl()
+        return frame(self.con, sql, {"as_of": self.as_of, **params})
 
     def run(self, name: str, **params: object) -> list[tuple]:
         """Run the statements of `pipeline/sql/analyze/<name>.sql`; the rows of the last one."""
@@ -73,9 +73,3 @@ def _is_prod(env: str, cfg: AnalyzeConfig) -> bool:
 @cache
 def _query(name: str) -> str:
     return sql_text(f"analyze/{name}").strip().rstrip(";")
-
-
-def _bound(sql: str, params: Mapping[str, object]) -> dict[str, object]:
-    """The parameters `sql` names (DuckDB refuses unused ones)."""
-    wanted = set().union(*(s.named_parameters for s in duckdb.extract_statements(sql)))
-    return {k: v for k, v in params.items() if k in wanted}

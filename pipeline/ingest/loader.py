@@ -23,8 +23,7 @@ from pipeline.ingest import envelopes
 from pipeline.ingest.batches import Batch
 from pipeline.ingest.sources import ReadOutcome, Source
 from pipeline.warehouse import execute, one, statements, transaction
-
-ARROW_CHUNK = 16_384  # rows per Arrow chunk handed to DuckDB: its scan is parallel over chunks
+from pipeline.warehouse.execution import ARROW_CHUNK
 
 _TYPED = ("CREATE OR REPLACE TEMP VIEW typed_batch AS SELECT b.src, b.line_no, b.line AS raw, s.file_stream, s.mtime, "
           "s.carry_ts, s.carry_origin FROM batch b JOIN batch_sources s USING (src)")

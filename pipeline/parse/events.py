@@ -19,10 +19,9 @@ import pyarrow as pa
 from pipeline.core.assets import sql_text
 from pipeline.core.config import Config
 from pipeline.parse import sequence
-from pipeline.warehouse import execute, scalar, statements
-from pipeline.warehouse.execution import split
+from pipeline.warehouse import execute, frame, scalar, statements
+from pipeline.warehouse.execution import ARROW_CHUNK, split
 
-ARROW_CHUNK = 16_384  # rows per Arrow chunk handed to DuckDB: its scan is parallel over chunks
 CHUNK_LINES = 100_000  # lines sequenced at once: polars' frames beside DuckDB's memory stay small
 # A chunk this long holds one stream that long (chunks never split a stream): sequenced by window queries,
 # which DuckDB spills to disk, rather than in memory.
@@ -34,12 +33,6 @@ def _shaped(lines_sql: str) -> str:
     return split(sql_text("parse/line_shapes").replace("{lines}", f"({split(lines_sql)[0]})"))[0]
 
 
-def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object] | None = None) -> pl.DataFrame:
-    """A query's rows as a polars frame, binding only the parameters it names (DuckDB refuses others)."""
-    wanted = duckdb.extract_statements(sql)[0].named_parameters
-    return con.sql(sql, params={k: v for k, v in (params or {}).items() if k in wanted} or None).pl()
-
-
 def _windowed() -> str:
     """events_windowed.sql with the shapes and the error blocks' meaning filled in: one statement."""
     shapes = split(sql_text("parse/line_shapes").replace("{lines}", "logical"))[0]
@@ -48,9 +41,9 @@ def _windowed() -> str:
 
 
 @contextmanager
-def _visible(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
-    """`frame` as the relation `name` for the statements inside, in chunks DuckDB scans in parallel."""
-    table = frame.to_arrow()
+def _visible(con: duckdb.DuckDBPyConnection, name: str, rows: pl.DataFrame) -> Iterator[None]:
+    """`rows` as the relation `name` for the statements inside, in chunks DuckDB scans in parallel."""
+    table = rows.to_arrow()
     con.register(name, pa.Table.from_batches(table.to_batches(max_chunksize=ARROW_CHUNK), schema=table.schema))
     try:
         yield
@@ -62,18 +55,18 @@ def _sequence_chunk(con: duckdb.DuckDBPyConnection, config: Config, streams: pl.
                     params: dict[str, object]) -> None:
     """Shape, sequence and store the events of one chunk of the streams (each frame let go as soon as the
     next holds what it had: a chunk's memory, not the rebuild's)."""
-    physical = _frame(con, _shaped(sql_text("parse/physical_lines")), params)
+    physical = frame(con, _shaped(sql_text("parse/physical_lines")), params)
     if not physical.height:
         return
     lines, joined = sequence.logical_lines(physical)
     del physical
     if joined.height:  # the joined pieces of long lines: shaped as the lines they are
         with _visible(con, "joined_pieces", joined):
-            joined = _frame(con, _shaped("SELECT * FROM joined_pieces"))
+            joined = frame(con, _shaped("SELECT * FROM joined_pieces"))
         lines = pl.concat([lines, joined.select(lines.columns)]).sort("sid", "lseq")
     lines, heads = sequence.error_blocks(lines, int(config.ingest.error_continuation_seconds * 1000))
     with _visible(con, "error_heads", heads):
-        said = _frame(con, split(sql_text("parse/error_heads").replace("{heads}", "error_heads"))[0])
+        said = frame(con, split(sql_text("parse/error_heads").replace("{heads}", "error_heads"))[0])
     said = said.join(heads.select("sid", "lseq", "block_lines"), on=["sid", "lseq"])
     events = sequence.events(lines, said, streams, int(config.ingest.run_gap_minutes * 60_000))
     del lines
@@ -88,7 +81,7 @@ def rebuild_events(con: duckdb.DuckDBPyConnection, *, config: Config, lo: dateti
     params = {"lo": lo or datetime.min, "hi": hi or datetime.max, "chunk_lines": CHUNK_LINES}
     for statement in statements("parse/events"):
         execute(con, statement, params)
-    streams = _frame(con, "SELECT sid, stream_key FROM event_streams")
+    streams = frame(con, "SELECT sid, stream_key FROM event_streams")
     for chunk, lines in con.execute("SELECT chunk, sum(n) FROM event_streams GROUP BY chunk ORDER BY chunk").fetchall():
         if lines > WINDOWED_LINES:
             execute(con, _windowed(), {**params, "chunk": chunk,

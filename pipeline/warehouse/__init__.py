@@ -13,9 +13,9 @@ import duckdb
 from pipeline.core.config import WarehouseConfig
 from pipeline.core.errors import WarehouseError
 from pipeline.warehouse import migrations
-from pipeline.warehouse.execution import execute, one, scalar, statements, transaction
+from pipeline.warehouse.execution import execute, frame, one, scalar, statements, transaction
 
-__all__ = ["connect", "execute", "one", "scalar", "stale_analysis", "statements", "transaction", "upgrade"]
+__all__ = ["connect", "execute", "frame", "one", "scalar", "stale_analysis", "statements", "transaction", "upgrade"]
 
 
 def connect(

@@ -5,10 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from pipeline.core.assets import sql_text
+
+if TYPE_CHECKING:  # polars is loaded by DuckDB's .pl() when a frame is asked for, not by the warehouse
+    import polars as pl
+
+
+ARROW_CHUNK = 16_384  # rows per Arrow chunk handed to DuckDB: its scan of a registered table is parallel over chunks
 
 
 @contextmanager
@@ -34,14 +41,24 @@ def _statement_params(sql: str) -> set[str]:
 _params_of = cache(_statement_params)
 
 
+def _bound(sql: str, params: Mapping[str, object] | None) -> dict[str, object]:
+    """The parameters `sql` names (DuckDB refuses unused ones)."""
+    wanted = _params_of(sql)
+    return {k: v for k, v in (params or {}).items() if k in wanted}
+
+
 def execute(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object] | None = None):
     """Run `sql` binding only the named parameters it mentions (DuckDB refuses unused ones)."""
-    wanted = _params_of(sql)
-    bound = {k: v for k, v in (params or {}).items() if k in wanted}
-    missing = wanted - bound.keys()
+    bound = _bound(sql, params)
+    missing = _params_of(sql) - bound.keys()
     if missing:
         raise KeyError(f"unbound SQL parameters: {sorted(missing)}")
     return con.execute(sql, bound) if bound else con.execute(sql)
+
+
+def frame(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object] | None = None) -> pl.DataFrame:
+    """The rows of one query as a polars frame, binding only the named parameters it mentions."""
+    return con.sql(sql, params=_bound(sql, params) or None).pl()
 
 
 def split(sql: str) -> tuple[str, ...]:

@@ -13,12 +13,7 @@ SELECT
     CASE WHEN f[3] IS NOT NULL THEN 'cw:' || coalesce(f[4] || ':', '') || f[3] ELSE file_stream END AS stream_key,
     f[5] AS env,
     f[6] AS service,
-    f[7] AS database,
-    false AS partial,
-    'line' AS record,
-    NULL::VARCHAR AS attrs,
-    NULL::VARCHAR AS extra_reason,
-    false AS whole
+    f[7] AS database
 FROM (
     SELECT src, line_no, raw, file_stream, f, f IS NOT NULL AS json_ok
     FROM (SELECT *, try(json_extract_string(raw, [

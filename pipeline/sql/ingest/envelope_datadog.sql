@@ -15,12 +15,7 @@ SELECT
          ELSE file_stream END AS stream_key,
     coalesce(f[5], f[6], tag_value(tags, 'env')) AS env,
     coalesce(f[7], f[8], tag_value(tags, 'service')) AS service,
-    coalesce(f[9], f[10], f[11], tag_value(tags, 'database'), tag_value(tags, 'db'), tag_value(tags, 'tenant')) AS database,
-    false AS partial,
-    'line' AS record,
-    NULL::VARCHAR AS attrs,
-    NULL::VARCHAR AS extra_reason,
-    false AS whole
+    coalesce(f[9], f[10], f[11], tag_value(tags, 'database'), tag_value(tags, 'db'), tag_value(tags, 'tenant')) AS database
 FROM (
     SELECT src, line_no, raw, file_stream, f, f IS NOT NULL AS json_ok,
         -- `tags` as key:value strings; `ddtags` is the intake's comma-separated list

@@ -11,11 +11,7 @@ SELECT
     coalesce(f[3], f[6]) AS env,
     coalesce(f[4], f[7]) AS service,
     coalesce(f[5], f[8]) AS database,
-    coalesce(NOT ends_with(f[1], chr(10)), false) AS partial,
-    'line' AS record,
-    NULL::VARCHAR AS attrs,
-    NULL::VARCHAR AS extra_reason,
-    false AS whole
+    coalesce(NOT ends_with(f[1], chr(10)), false) AS partial
 FROM (
     SELECT src, line_no, raw, file_stream, f, f IS NOT NULL AS json_ok
     FROM (SELECT *, try(json_extract_string(raw, [

@@ -19,12 +19,7 @@ SELECT
     -- `service` is an ECS object ({"name", "environment"}); some shippers write a plain string instead
     coalesce(f[16], f[17], CASE WHEN NOT starts_with(f[28], '{') THEN f[28] END, f[18], f[19], f[20], f[21])
         AS service,
-    coalesce(f[22], f[23], f[24], f[25], f[26], f[27]) AS database,
-    false AS partial,
-    'line' AS record,
-    NULL::VARCHAR AS attrs,
-    NULL::VARCHAR AS extra_reason,
-    false AS whole
+    coalesce(f[22], f[23], f[24], f[25], f[26], f[27]) AS database
 FROM (
     SELECT src, line_no, raw, file_stream, f, f IS NOT NULL AS json_ok
     FROM (SELECT *, try(json_extract_string(raw, [

@@ -11,7 +11,6 @@ SELECT
     f[4] AS env,
     f[5] AS service,
     f[8] AS database,
-    false AS partial,
     f[6] AS record,
     CASE WHEN f[6] IN ('run_start', 'run_end') THEN json_object(
         'command', f[9], 'args', json_extract(raw, '$.args'),
@@ -21,8 +20,7 @@ SELECT
         WHEN f[1] IS DISTINCT FROM 'migrate-lens/v1' THEN 'unsupported_schema'
         WHEN f[3] IS NULL THEN 'no_run_id'
         WHEN f[6] IS NULL OR f[6] NOT IN ('run_start', 'line', 'run_end') THEN 'unknown_event'
-    END AS extra_reason,
-    false AS whole
+    END AS extra_reason
 FROM (
     SELECT src, line_no, raw, file_stream, f, f IS NOT NULL AS json_ok
     FROM (SELECT *, try(json_extract_string(raw, [

@@ -16,12 +16,7 @@ SELECT
          ELSE file_stream END AS stream_key,
     coalesce(f[12], f[13], f[14], f[15], f[16]) AS env,
     coalesce(f[17], f[18], f[19], f[20], f[21], f[22]) AS service,
-    coalesce(f[23], f[24], f[25], f[26], f[27]) AS database,
-    false AS partial,
-    'line' AS record,
-    NULL::VARCHAR AS attrs,
-    NULL::VARCHAR AS extra_reason,
-    false AS whole
+    coalesce(f[23], f[24], f[25], f[26], f[27]) AS database
 FROM (
     SELECT src, line_no, raw, file_stream, f, f IS NOT NULL AS json_ok
     FROM (SELECT *, try(json_extract_string(raw, [

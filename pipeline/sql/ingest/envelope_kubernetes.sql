@@ -13,11 +13,7 @@ SELECT
     coalesce(f[8], f[9], f[10]) AS env,
     coalesce(f[11], f[12], f[13], f[14], f[15]) AS service,
     coalesce(f[16], f[17], f[18], f[19]) AS database,
-    coalesce(coalesce(f[20], f[21]) = 'P', false) AS partial,
-    'line' AS record,
-    NULL::VARCHAR AS attrs,
-    NULL::VARCHAR AS extra_reason,
-    false AS whole
+    coalesce(coalesce(f[20], f[21]) = 'P', false) AS partial
 FROM (
     SELECT src, line_no, raw, file_stream, f, f IS NOT NULL AS json_ok
     FROM (SELECT *, try(json_extract_string(raw, [

@@ -21,11 +21,7 @@ SELECT
     coalesce(f[6], f[7]) AS env,
     coalesce(f[8], f[9], f[10], f[11]) AS service,
     coalesce(f[12], f[13], f[14]) AS database,
-    coalesce(regexp_matches(f[1], '^\d{4}-\d\d-\d\dT\S+ (stdout|stderr) P '), false) AS partial,
-    'line' AS record,
-    NULL::VARCHAR AS attrs,
-    NULL::VARCHAR AS extra_reason,
-    false AS whole
+    coalesce(regexp_matches(f[1], '^\d{4}-\d\d-\d\dT\S+ (stdout|stderr) P '), false) AS partial
 FROM (
     SELECT src, line_no, raw, file_stream, f, f IS NOT NULL AS json_ok
     FROM (SELECT *, try(json_extract_string(raw, [

@@ -12,10 +12,6 @@ SELECT
     coalesce(f[7], f[8]) AS env,
     coalesce(f[9], f[10], f[11]) AS service,
     coalesce(f[12], f[13], f[14]) AS database,
-    false AS partial,
-    'line' AS record,
-    NULL::VARCHAR AS attrs,
-    NULL::VARCHAR AS extra_reason,
     -- one record is one whole message (the returned error with its SQL body): nothing continues it
     true AS whole
 FROM (

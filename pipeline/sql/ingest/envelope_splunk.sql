@@ -18,12 +18,7 @@ SELECT
          ELSE file_stream END AS stream_key,
     coalesce(f[8], f[9]) AS env,
     coalesce(f[10], f[11], f[12]) AS service,
-    coalesce(f[13], f[14], f[15]) AS database,
-    false AS partial,
-    'line' AS record,
-    NULL::VARCHAR AS attrs,
-    NULL::VARCHAR AS extra_reason,
-    false AS whole
+    coalesce(f[13], f[14], f[15]) AS database
 FROM (
     SELECT src, line_no, raw, file_stream, f, f IS NOT NULL AS json_ok,
         coalesce(d[1], m0) AS m, d[2] AS driver_tag

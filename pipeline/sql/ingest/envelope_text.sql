@@ -32,10 +32,6 @@ SELECT
     coalesce(last_value(own_origin IGNORE NULLS) OVER w, carry_origin, 'mtime') AS ts_origin,
     file_stream AS stream_key,
     NULL::VARCHAR AS env, NULL::VARCHAR AS service, NULL::VARCHAR AS database,
-    coalesce(partial, false) AS partial,
-    'line' AS record,
-    NULL::VARCHAR AS attrs,
-    NULL::VARCHAR AS extra_reason,
-    false AS whole
+    partial  -- NULL (not a CRI line) is no piece: stage.sql's default
 FROM own
 WINDOW w AS (PARTITION BY src ORDER BY line_no ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)

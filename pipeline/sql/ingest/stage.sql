@@ -2,8 +2,16 @@
 -- sql/ingest/envelope_*.sql), decide accept or reject per record, fill metadata (record > labels > path >
 -- config), redact, and key each line. `batch_sources` holds what is per source (one row per `src`).
 CREATE OR REPLACE TEMP TABLE staged AS
-WITH e AS (
+WITH given AS (
     {envelope}
+), e AS (
+    -- An envelope names what it knows of a record; what it leaves out (or NULL) is a physical line of its
+    -- own: not a piece of a longer one, not a whole message (slog), no wrapper attributes, no reason of its own.
+    SELECT * REPLACE (coalesce(partial, false) AS partial, coalesce(record, 'line') AS record,
+                      coalesce(whole, false) AS whole)
+    FROM (SELECT NULL::BOOLEAN AS partial, NULL::VARCHAR AS record, NULL::VARCHAR AS attrs,
+                 NULL::VARCHAR AS extra_reason, NULL::BOOLEAN AS whole WHERE false
+          UNION ALL BY NAME SELECT * FROM given)
 ), r AS (
     SELECT *,
         CASE
