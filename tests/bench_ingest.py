@@ -96,6 +96,47 @@ FROM s
 """
 
 
+# The least an ingest that keeps the contract's two tables must do (CONTRACT.md §3): every line into `log_lines`
+# with its id, source, line number, time, stream and labels, every migrate line into `migrate_events` with
+# its id, run and fields. Two statements and nothing else: no deduplication, redaction, rejects, per-source
+# accounting, Docker/CRI piece joining, error blocks, own times or runs. It is not a floor for ingest (it
+# skips what the contract asks ingest to do); it shows what share of the floor's speed is left after writing
+# the two tables alone.
+LEAST_SQL = ["""
+CREATE TABLE log_lines AS
+SELECT md5(concat_ws('|', filename, time, log)) AS line_id, filename AS source_uri,
+       row_number() OVER (PARTITION BY filename) AS line_no, try_cast(time AS TIMESTAMPTZ) AS ts,
+       concat_ws('/', kubernetes.namespace_name, kubernetes.pod_name, kubernetes.container_name) AS stream_key,
+       coalesce(kubernetes.labels['env'], 'unknown') AS env,
+       coalesce(kubernetes.labels['app'], 'unknown') AS service,
+       coalesce(kubernetes.labels['db'], 'unknown') AS database, log AS message
+FROM read_json($path, format = 'newline_delimited', filename = true, columns = {
+    'time': 'VARCHAR', 'log': 'VARCHAR',
+    'kubernetes': 'STRUCT(pod_name VARCHAR, container_name VARCHAR, namespace_name VARCHAR,
+                          labels MAP(VARCHAR, VARCHAR))'
+})
+""", f"""
+CREATE TABLE migrate_events AS
+WITH s AS (
+    SELECT *, regexp_replace(message, '{PREFIX_RE}', '') AS msg FROM log_lines
+), x AS (
+    SELECT *, regexp_extract(msg, '{APPLIED_RE}', ['v', 'd', 'name', 'dur']) AS a,
+           regexp_extract(msg, '{FINISHED_RE}', ['v', 'd', 'name', 'read', 'ran']) AS f
+    FROM s
+)
+SELECT md5(line_id || ':event') AS event_id, ts, md5(stream_key) AS run_id, env, service, database,
+       CASE WHEN a.v <> '' OR f.v <> '' THEN 'applied' ELSE 'error' END AS kind,
+       try_cast(coalesce(nullif(a.v, ''), f.v) AS BIGINT) AS version, coalesce(nullif(a.d, ''), f.d) AS direction,
+       coalesce(nullif(a.name, ''), f.name) AS name,
+       try_cast(rtrim(nullif(a.dur, ''), 'ms') AS DOUBLE) AS duration_ms,
+       try_cast(rtrim(nullif(f.read, ''), 'ms') AS DOUBLE) AS read_ms,
+       try_cast(rtrim(nullif(f.ran, ''), 'ms') AS DOUBLE) AS ran_ms, NULL::DOUBLE AS own_ms,
+       NULL::VARCHAR AS error_class, CASE WHEN msg LIKE 'error:%' THEN msg END AS error_text
+FROM x
+WHERE a.v <> '' OR f.v <> '' OR msg LIKE 'error:%'
+"""]
+
+
 def run_floor(path: Path, work: Path) -> dict:
     import duckdb
 
