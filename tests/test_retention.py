@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 import pipeline
 from pipeline.cli import main
@@ -104,3 +105,23 @@ def test_a_pruned_stream_that_speaks_again_keeps_its_old_events_and_runs(tmp_pat
     assert runs[1][2:] == (3, 5)  # the new run is chained onto the kept one
     seqs = lens.query("SELECT seq FROM migrate_events ORDER BY ts").rows()
     assert [s[0] for s in seqs] == sorted(s[0] for s in seqs) and len({s[0] for s in seqs}) == 5
+
+
+def test_pruned_rejects_stay_counted_so_the_rejects_counter_never_drops(tmp_path):
+    lens = pipeline.Lens(tmp_path / "w.duckdb", out=tmp_path / "out", as_of=AS_OF)
+    lens.ingest([str(SAMPLE_LOGS)])
+    lens.analyze()
+
+    def counter() -> dict[str, float]:
+        families = text_string_to_metric_families(lens.metrics().text)
+        return {s.labels["reason"]: s.value for f in families if f.name == "migrate_lens_rejects"
+                for s in f.samples if s.name == "migrate_lens_rejects_total"}
+
+    before = counter()
+    by_reason = dict(lens.query("SELECT reason, count(*) AS n FROM rejects GROUP BY ALL").rows())
+    assert before == by_reason and sum(by_reason.values()) > 1
+    pruned = pipeline.Lens(tmp_path / "w.duckdb", out=tmp_path / "out", as_of=datetime(2100, 1, 1)).prune(keep_days=1)
+    assert pruned.rejects == sum(by_reason.values()) and _counts(lens)["rejects"] == 0
+    assert counter() == before
+    assert dict(lens.query("SELECT reason, sum(rejects) AS n FROM pruned_rejects GROUP BY ALL").rows()) == by_reason
+    assert lens.prune(keep_days=1).rejects == 0 and counter() == before  # a second prune removes and counts nothing

@@ -42,8 +42,8 @@ METRICS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("migrate_lens_last_run_timestamp_seconds", "gauge", ("env", "service", "database"),
      "Unix time the last run on a database started (a pool: its latest)."),
     ("migrate_lens_ingest_lines_total", "counter", (), "Records read by ingest, over the whole warehouse."),
-    ("migrate_lens_rejects_total", "counter", ("reason",), "Records refused by ingest, by reason (whole warehouse; "
-                                                           "prune removes old rejects, which reads as a reset)."),
+    ("migrate_lens_rejects_total", "counter", ("reason",),
+     "Records refused by ingest, by reason, over the whole warehouse (those prune removed included)."),
     ("migrate_lens_as_of_timestamp_seconds", "gauge", (), "The clock the metrics were computed for (Unix time)."),
 )
 
@@ -122,7 +122,9 @@ class _Warehouse(Collector):
                 families["migrate_lens_findings_open"].add_metric([kind, severity], open_findings.get((kind, severity), 0))
         lines = con.execute("SELECT coalesce(sum(lines), 0) FROM ingested_sources").fetchall()[0][0]
         families["migrate_lens_ingest_lines_total"].add_metric([], lines)
-        for reason, n in con.execute("SELECT reason, count(*) FROM rejects GROUP BY ALL ORDER BY ALL").fetchall():
+        for reason, n in con.execute(
+                "SELECT reason, sum(n) FROM (SELECT reason, count(*) AS n FROM rejects GROUP BY ALL UNION ALL "
+                "SELECT reason, sum(rejects) FROM pruned_rejects GROUP BY ALL) GROUP BY ALL ORDER BY ALL").fetchall():
             families["migrate_lens_rejects_total"].add_metric([reason], n)
         families["migrate_lens_as_of_timestamp_seconds"].add_metric([], _epoch(as_of))
         yield from families.values()

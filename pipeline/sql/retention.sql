@@ -9,5 +9,10 @@ HAVING max(coalesce(ts, TIMESTAMP '9999-12-31')) < $cutoff
    AND stream_key NOT IN (SELECT stream_key FROM pending_streams);
 INSERT INTO pruned_streams SELECT stream_key, last_line_at, lines, $now FROM closed_streams;
 DELETE FROM log_lines WHERE stream_key IN (SELECT stream_key FROM closed_streams);
-DELETE FROM rejects r
+CREATE OR REPLACE TEMP TABLE old_rejects AS
+SELECT r.rowid AS row_id, r.reason
+FROM rejects r
 WHERE EXISTS (SELECT 1 FROM ingested_sources s WHERE s.source_uri = r.source_uri AND s.ingested_at < $cutoff);
+-- what goes is still counted (pruned_rejects), so the rejects counter of `metrics` never drops
+INSERT INTO pruned_rejects SELECT reason, count(*), $now FROM old_rejects GROUP BY reason;
+DELETE FROM rejects WHERE rowid IN (SELECT row_id FROM old_rejects);
