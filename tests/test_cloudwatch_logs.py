@@ -122,6 +122,32 @@ def test_next_run_reads_only_what_is_new_including_late_events_and_stores_nothin
     con.close()
 
 
+
+def test_an_event_refused_before_and_asked_again_in_the_overlap_is_a_duplicate_not_a_second_reject(logs, tmp_path):
+    client, _ = logs
+    t0 = _now() - timedelta(minutes=30)
+    events = _put(client, "migrate/migrate/task-a", "0012_up", t0)
+    # the run's first line is stamped before the earliest plausible time: refused (bad_time), with its eventId
+    config = Config(ingest=IngestConfig(earliest_time=datetime.fromtimestamp(events[1]["timestamp"] / 1000, UTC)))
+    con = connect(tmp_path / "w.duckdb")
+    spec = f"cloudwatch://{GROUP}"
+    first = _ingest(con, spec, config=config)
+    assert (first.lines, first.stored, first.rejected) == (len(events), len(events) - 1, 1)
+    [(raw,)] = rows(con, "SELECT raw FROM rejects WHERE reason = 'bad_time'")
+    assert json.loads(raw)["message"] == events[0]["message"] and json.loads(raw)["eventId"]
+    # one more line a second later: the next pull asks again for the lookback before the last event (all of
+    # the first run), a window of its own (another source_uri)
+    client.put_log_events(logGroupName=GROUP, logStreamName="migrate/migrate/task-a", logEvents=[
+        {"timestamp": max(e["timestamp"] for e in events) + 1000, "message": "Closing source and database"}])
+    second = _ingest(con, spec, config=config)
+    assert (second.lines, second.stored, second.rejected, second.duplicates) == (len(events) + 1, 1, 0, len(events))
+    assert rows(con, "SELECT count(*), count(DISTINCT source_uri) FROM rejects") == [(1, 1)]
+    # each event counts once over both windows: stored, or refused once
+    assert rows(con, "SELECT count(*), sum(rejected), sum(lines - rejected - duplicates) FROM ingested_sources") == [
+        (2, 1, len(events))]
+    con.close()
+
+
 def test_since_bounds_what_is_asked_for(logs, tmp_path):
     client, _ = logs
     now = _now()

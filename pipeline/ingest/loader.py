@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from pipeline.core.assets import sql_text
 from pipeline.core.config import Config
+from pipeline.core.redact import redact
 from pipeline.ingest import envelopes
 from pipeline.ingest.batches import Batch
 from pipeline.ingest.sources import ReadOutcome, Source
@@ -152,6 +153,7 @@ class Loader:
             "damage": pa.array([m.damage for m in members], pa.string()),
             "read": pa.array([m.read for m in members], pa.int64()),
             "refused": pa.array([m.refused for m in members], pa.int64()),
+            "rereads": pa.array([redact(m.src.rereads) if m.src.rereads else None for m in members], pa.string()),
         }))
 
     def _store(self, envelope: str, table: pa.Table, rejects: list[tuple[int, int, str, str]], *, grouped: bool,

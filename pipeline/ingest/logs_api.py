@@ -7,7 +7,8 @@ stream's last event time and the newest ingestion time seen (`cwl1:<stream id>:<
 so no table of its own is needed. The next run skips a stream that ingested nothing since, and asks again
 from `ingest.cloudwatch_lookback_seconds` before the last event (events that arrived late); an event of that
 overlap ingested well before the last pull (it was read then) is dropped, the rest deduplicated by eventId
-within the pull and by line identity in the warehouse.
+within the pull and by line identity in the warehouse; an event of it refused before (its record names its
+eventId) counts as a duplicate, not as a second reject.
 """
 
 from __future__ import annotations
@@ -155,9 +156,10 @@ def _window(spec: str, group: str, stream: str, events: list[dict[str, Any]]) ->
                                "ingestionTime": e.get("ingestionTime"), "eventId": e.get("eventId"),
                                "message": e.get("message")}, ensure_ascii=False) + "\n" for e in events).encode()
     base = PREFIX + (group if group.startswith("/") else "/" + group)
-    uri = f"{base}?stream={quote(stream, safe='/')}&from={_iso(first)}&to={_iso(last)}"
+    windows = f"{base}?stream={quote(stream, safe='/')}&from="  # every window of this stream starts so
+    uri = f"{windows}{_iso(first)}&to={_iso(last)}"
     return Pulled(uri=uri, path=uri, size=len(data), modified=datetime.fromtimestamp(last / 1000, UTC),
-                  etag=None, compression=None, fs=_Window(data), envelope="cloudwatch",
+                  etag=None, compression=None, fs=_Window(data), envelope="cloudwatch", rereads=windows,
                   state=f"{_STATE}:{_stream_id(group, stream)}:{last}:{ingested}")
 
 
@@ -170,7 +172,7 @@ def pull(spec: str, state: dict[str, tuple[int, int]], *, since: datetime | None
         streams = _streams(client, group, prefix)
     except SourceError:
         raise
-    except Exception as e:  # botocore's errors: credentials, access, a missing group, the network
+    except Exception as e:  # noqa: BLE001 - botocore's errors: credentials, access, a missing group, the network
         raise _error(spec, group, e) from None
     floor = int(since.timestamp() * 1000) if since else 0
     for info in sorted(streams, key=lambda s: s["logStreamName"]):

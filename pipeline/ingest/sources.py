@@ -40,6 +40,9 @@ class Source:
     compression: str | None
     fs: Any  # fsspec filesystem
     envelope: str | None = None  # known without detection (a pull from an API)
+    # What sources that read each other's records again share (the windows of one CloudWatch Logs stream, each
+    # asking again for the overlap before the last): a record such a source refused before is not refused twice.
+    rereads: str | None = None
 
     @cached_property
     def display_uri(self) -> str:

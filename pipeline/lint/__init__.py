@@ -23,8 +23,9 @@ from pipeline.lint.output import render, to_json, to_sarif, to_text
 from pipeline.lint.sqlfile import ALL, SqlFile, read_sql
 
 if TYPE_CHECKING:
-    from pipeline.core.config import LintConfig
     import duckdb
+
+    from pipeline.core.config import LintConfig
 
 __all__ = ["RULES", "LintIssue", "LintResult", "Rule", "exit_code", "lint", "render", "store", "to_json",
            "to_sarif", "to_text"]

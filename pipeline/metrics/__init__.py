@@ -115,8 +115,8 @@ class _Warehouse(Collector):
             last[key] = max(last.get(key, started), started)
         for key, ts in sorted(last.items()):
             families["migrate_lens_last_run_timestamp_seconds"].add_metric(list(key), _epoch(ts))
-        open_findings = dict(((k, s), n) for k, s, n in con.execute(
-            "SELECT kind, severity, count(*) FROM findings WHERE status = 'open' GROUP BY ALL").fetchall())
+        open_findings = {(k, s): n for k, s, n in con.execute(
+            "SELECT kind, severity, count(*) FROM findings WHERE status = 'open' GROUP BY ALL").fetchall()}
         for kind in sorted({*FINDING_KINDS, *(k for k, _ in open_findings)}):
             for severity in SEVERITIES:  # zeros too: a panel shows 0, not "no data"
                 families["migrate_lens_findings_open"].add_metric([kind, severity], open_findings.get((kind, severity), 0))

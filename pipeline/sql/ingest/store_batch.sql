@@ -3,9 +3,20 @@
 -- genuinely repeated lines of one source (two identical SQL lines at one timestamp) apart.
 -- Parameters: $load_id; $lo, $hi: the batch's time range (a stored line with the same id has the same
 -- time, so only that range of log_lines is read); $grouped: the batch holds several sources.
-INSERT INTO rejects
-SELECT s.source_uri, t.line_no, t.reason, t.raw, $load_id FROM staged t JOIN batch_sources s USING (src)
+CREATE OR REPLACE TEMP TABLE batch_rejects AS
+WITH refused_before AS (
+    -- A source that reads an earlier one's records again (a CloudWatch Logs window re-asks the overlap
+    -- before its stream's last event) refused them then: they are duplicates now, not new rejects.
+    SELECT s.src, r.reason, r.raw
+    FROM (SELECT src, rereads FROM batch_sources WHERE rereads IS NOT NULL) s
+    JOIN rejects r ON starts_with(r.source_uri, s.rereads)
+)
+SELECT t.src, t.line_no, t.reason, t.raw
+FROM staged t ANTI JOIN refused_before b ON b.src = t.src AND b.reason = t.reason AND b.raw = t.raw
 WHERE t.reason IS NOT NULL;
+
+INSERT INTO rejects
+SELECT s.source_uri, t.line_no, t.reason, t.raw, $load_id FROM batch_rejects t JOIN batch_sources s USING (src);
 
 CREATE OR REPLACE TEMP TABLE keyed AS
 WITH keys AS (
@@ -57,7 +68,7 @@ WHERE new AND stream_key NOT IN (SELECT stream_key FROM pending_streams);
 
 INSERT INTO load_counts
 SELECT src, sum(rejected), sum(inserted) FROM (
-    SELECT src, count(*) AS rejected, 0 AS inserted FROM staged WHERE reason IS NOT NULL GROUP BY src
+    SELECT src, count(*) AS rejected, 0 AS inserted FROM batch_rejects GROUP BY src
     UNION ALL
     SELECT src, 0, count(*) FILTER (WHERE new) FROM keyed GROUP BY src
 ) GROUP BY src;
