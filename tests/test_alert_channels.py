@@ -250,6 +250,37 @@ def test_slack_webhook_and_alertmanager_get_one_request_per_route_per_run(wareho
     assert len(receiver.to(f"/services/{SLACK_TOKEN}")) == 2 and len(receiver.to("/hook")) == 2
 
 
+
+def test_a_silence_keeps_alertmanager_refreshed_and_holds_the_other_channels(warehouse, tmp_path, receiver,
+                                                                             secrets_env):
+    plain = _rules(receiver, "\n".join([SLACK, ALERTMANAGER]))
+    silenced = _rules(receiver, "\n".join([SLACK, ALERTMANAGER]), extra="""
+[[silences]]
+matchers = { service = "billing" }
+until = 2026-11-16T14:00:00Z
+comment = "restore in progress"
+created_by = "sre"
+""")
+    _finding(warehouse, "a", database="tenant_001")
+    alert(warehouse, rules=plain, as_of=T0, out=tmp_path)
+    assert len(receiver.to(f"/services/{SLACK_TOKEN}")) == 1 and len(receiver.to("/am/api/v2/alerts")) == 1
+
+    # Silenced past the repeat interval: Slack hears nothing; Alertmanager keeps the alert it has firing (were it
+    # not refreshed it would resolve after ends_after and page no one back); a new alert silenced before
+    # Alertmanager heard of it is not posted.
+    _finding(warehouse, "b", database="tenant_002")
+    held = alert(warehouse, rules=silenced, as_of=T0 + dt.timedelta(hours=5), out=tmp_path)
+    assert (held.silenced, len(receiver.to(f"/services/{SLACK_TOKEN}"))) == (2, 1)
+    am = receiver.to("/am/api/v2/alerts")[-1]["body"]
+    assert [(a["labels"]["database"], a["endsAt"]) for a in am] == [("tenant_001", "2026-11-24T13:00:00.000Z")]
+
+    # The silence ends: Slack is told of both (the repeat that came due, the new one), Alertmanager of the second.
+    alert(warehouse, rules=plain, as_of=T0 + dt.timedelta(hours=7), out=tmp_path)
+    assert receiver.to(f"/services/{SLACK_TOKEN}")[-1]["body"]["text"] == "[migrate-lens] CRITICAL: 2 firing (oncall)"
+    assert sorted(a["labels"]["database"] for a in receiver.to("/am/api/v2/alerts")[-1]["body"]) == [
+        "tenant_001", "tenant_002"]
+
+
 def test_pagerduty_triggers_by_alert_identity_repeats_and_resolves(warehouse, tmp_path, receiver, secrets_env):
     rules = _rules(receiver, PAGERDUTY)
     _finding(warehouse, "a")

@@ -133,6 +133,15 @@ def plan_channels(con: duckdb.DuckDBPyConnection, rules: Rules, now: datetime, f
                     elif row["state"] == "delivered" and row["notice"] == "firing" and (
                             kind == "alertmanager" or row["delivered_at"] + repeat <= now):
                         _due_again(con, fp, key, "firing", now)
+        elif status == "silenced":
+            # Alertmanager holds what it is told and resolves what is not refreshed: an alert it already has stays
+            # firing there while a silence holds back the other channels (a false "resolved" would page no one
+            # back when the silence ends); an alert silenced before Alertmanager heard of it is not posted.
+            for key, row in mine.items():
+                name, _, kind = key.rpartition("/")
+                if (kind == "alertmanager" and name in routes and row["episode"] == episode
+                        and row["state"] == "delivered" and row["notice"] == "firing"):
+                    _due_again(con, fp, key, "firing", now)
         elif status == "resolved":
             for key, row in mine.items():
                 if row["episode"] != episode or row["notice"] != "firing":
@@ -156,11 +165,13 @@ def plan_channels(con: duckdb.DuckDBPyConnection, rules: Rules, now: datetime, f
 
 
 def due(con: duckdb.DuckDBPyConnection, firing: dict[str, Alert]) -> dict[str, list[dict]]:
-    """Pending notices by channel (a silenced alert's firing notice waits for the silence to end)."""
+    """Pending notices by channel (a silenced alert's firing notice waits for the silence to end, except the
+    refresh of an alert Alertmanager already has)."""
     cur = con.execute(
         "SELECT d.alert_id, d.channel, d.notice, d.external_key, d.progress, a.rule, a.severity, a.labels, a.summary, "
         "a.first_fired_at, a.sends, a.resolved_at FROM alert_deliveries d JOIN alerts a ON a.alert_id = d.alert_id "
-        "WHERE d.state = 'pending' AND (d.notice = 'resolved' OR a.status = 'firing') "
+        "WHERE d.state = 'pending' AND (d.notice = 'resolved' OR a.status = 'firing' OR (a.status = 'silenced' "
+        "AND ends_with(d.channel, '/alertmanager') AND d.delivered_at IS NOT NULL)) "
         "ORDER BY a.first_fired_at, d.alert_id")
     work: dict[str, list[dict]] = {}
     for fp, key, notice, external, progress, rule, severity, labels, summary, first, sends, resolved_at in cur.fetchall():
