@@ -281,6 +281,31 @@ created_by = "sre"
         "tenant_001", "tenant_002"]
 
 
+
+def test_a_notice_owed_to_a_route_the_rule_left_is_dropped_and_the_new_route_is_told(warehouse, tmp_path, receiver,
+                                                                                    secrets_env):
+    second_route = """
+[[routes]]
+name = "pager"
+webhook = { url = "{url}/hook" }
+"""
+    before = _rules(receiver, SLACK, extra=second_route)
+    after = before.model_copy(update={"rules": [r.model_copy(update={"route": "pager"}) for r in before.rules]})
+    _finding(warehouse, "a")
+    receiver.fail(f"/services/{SLACK_TOKEN}", 503, times=3)  # Slack is down for the whole first run
+    first = alert(warehouse, rules=before, as_of=T0, out=tmp_path)
+    assert (first.channels_sent, first.channels_failed) == (0, 1)
+    assert _deliveries(warehouse) == [("oncall/slack", "pending", "firing", 3, 503, None)]
+
+    # The rule now routes to `pager`: Slack, up again, is not sent the notice it was owed; the webhook is.
+    alert(warehouse, rules=after, as_of=T0 + dt.timedelta(minutes=10), out=tmp_path)
+    assert len(receiver.to(f"/services/{SLACK_TOKEN}")) == 3 and len(receiver.accepted("/hook")) == 1
+    assert rows(warehouse, "SELECT channel, state, last_error FROM alert_deliveries ORDER BY channel") == [
+        ("oncall/slack", "dropped", "the rule sends to another route now"), ("pager/webhook", "delivered", None)]
+    alert(warehouse, rules=after, as_of=T0 + dt.timedelta(minutes=20), out=tmp_path)
+    assert len(receiver.to(f"/services/{SLACK_TOKEN}")) == 3 and len(receiver.to("/hook")) == 1
+
+
 def test_pagerduty_triggers_by_alert_identity_repeats_and_resolves(warehouse, tmp_path, receiver, secrets_env):
     rules = _rules(receiver, PAGERDUTY)
     _finding(warehouse, "a")
