@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
 import fsspec
 
@@ -189,6 +192,30 @@ def _unreachable(spec: str, e: Exception, protocol: str = "s3") -> SourceError:
     return SourceError(f"{redact(spec)}: cannot reach the object store ({redact(text)}); check {_store(protocol)[2]}")
 
 
+CONNECT_SECONDS = 5.0  # the reachability check's TCP connect
+
+
+def _reachable(spec: str, fs: Any, protocol: str) -> None:
+    """One TCP connection to the endpoint of an Azure or GCS client: one that refuses or does not answer is
+    reported now, not after the client's retries (the Azure SDK backs off for minutes and adlfs cannot change
+    its policy; gcsfs retries for about 30 s). Skipped behind an HTTP proxy, which the client goes through and a
+    direct connection would not."""
+    client = getattr(fs, "service_client", None)  # adlfs
+    url = client.url if client is not None else getattr(fs, "_location", None)  # gcsfs
+    if not isinstance(url, str) or "://" not in url:
+        return
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    if not parts.hostname or ((proxies.get(parts.scheme) or proxies.get("all"))
+                              and not urllib.request.proxy_bypass(parts.hostname)):
+        return
+    try:
+        socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
+                                 timeout=CONNECT_SECONDS).close()
+    except OSError as e:
+        raise _unreachable(spec, e, protocol) from None
+
+
 def _missing(spec: str, fs: Any, root: str) -> SourceError:
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     if protocol in ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"):
@@ -269,6 +296,8 @@ def discover(specs: list[str], since: datetime | None = None) -> Discovery:
             raise SourceError(f"{redact(spec)}: unsupported source ({e}); use a path or an s3://, gs:// or az:// "
                               "URL") from None
         fs.invalidate_cache()  # fsspec keeps listings per instance: a batch job must see the store as it is now
+        if _SCHEMES.get(protocol, protocol) in ("az", "gs"):
+            _reachable(spec, fs, protocol)
         try:
             if any(ch in root for ch in "*?["):
                 matches = fs.glob(root, detail=True)
