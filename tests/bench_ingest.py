@@ -101,7 +101,8 @@ FROM s
 # its id, run and fields. Two statements and nothing else: no deduplication, redaction, rejects, per-source
 # accounting, Docker/CRI piece joining, error blocks, own times or runs. It is not a floor for ingest (it
 # skips what the contract asks ingest to do); it shows what share of the floor's speed is left after writing
-# the two tables alone.
+# the two tables alone. Durations are cast from their text without unit conversion: the cost, not the value,
+# is what it measures.
 LEAST_SQL = ["""
 CREATE TABLE log_lines AS
 SELECT md5(concat_ws('|', filename, time, log)) AS line_id, filename AS source_uri,

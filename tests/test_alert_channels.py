@@ -250,7 +250,6 @@ def test_slack_webhook_and_alertmanager_get_one_request_per_route_per_run(wareho
     assert len(receiver.to(f"/services/{SLACK_TOKEN}")) == 2 and len(receiver.to("/hook")) == 2
 
 
-
 def test_a_silence_keeps_alertmanager_refreshed_and_holds_the_other_channels(warehouse, tmp_path, receiver,
                                                                              secrets_env):
     plain = _rules(receiver, "\n".join([SLACK, ALERTMANAGER]))
@@ -281,7 +280,6 @@ created_by = "sre"
         "tenant_001", "tenant_002"]
 
 
-
 def test_a_notice_owed_to_a_route_the_rule_left_is_dropped_and_the_new_route_is_told(warehouse, tmp_path, receiver,
                                                                                     secrets_env):
     second_route = """
@@ -304,6 +302,19 @@ webhook = { url = "{url}/hook" }
         ("oncall/slack", "dropped", "the rule sends to another route now"), ("pager/webhook", "delivered", None)]
     alert(warehouse, rules=after, as_of=T0 + dt.timedelta(minutes=20), out=tmp_path)
     assert len(receiver.to(f"/services/{SLACK_TOKEN}")) == 3 and len(receiver.to("/hook")) == 1
+
+
+def test_a_notice_owed_to_a_channel_taken_out_of_the_route_is_dropped_as_no_longer_configured(warehouse, tmp_path,
+                                                                                             receiver, secrets_env):
+    before = _rules(receiver, "\n".join([SLACK, WEBHOOK]))
+    after = _rules(receiver, WEBHOOK)
+    _finding(warehouse, "a")
+    receiver.fail(f"/services/{SLACK_TOKEN}", 503, times=3)
+    alert(warehouse, rules=before, as_of=T0, out=tmp_path)
+    alert(warehouse, rules=after, as_of=T0 + dt.timedelta(minutes=10), out=tmp_path)
+    assert len(receiver.to(f"/services/{SLACK_TOKEN}")) == 3
+    assert rows(warehouse, "SELECT channel, state, last_error FROM alert_deliveries ORDER BY channel") == [
+        ("oncall/slack", "dropped", "channel no longer configured"), ("oncall/webhook", "delivered", None)]
 
 
 def test_pagerduty_triggers_by_alert_identity_repeats_and_resolves(warehouse, tmp_path, receiver, secrets_env):

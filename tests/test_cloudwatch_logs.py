@@ -122,7 +122,6 @@ def test_next_run_reads_only_what_is_new_including_late_events_and_stores_nothin
     con.close()
 
 
-
 def test_an_event_refused_before_and_asked_again_in_the_overlap_is_a_duplicate_not_a_second_reject(logs, tmp_path):
     client, _ = logs
     t0 = _now() - timedelta(minutes=30)

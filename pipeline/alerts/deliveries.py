@@ -134,10 +134,12 @@ def plan_channels(con: duckdb.DuckDBPyConnection, rules: Rules, now: datetime, f
                             kind == "alertmanager" or row["delivered_at"] + repeat <= now):
                         _due_again(con, fp, key, "firing", now)
             # A firing notice still owed to a route the rule no longer sends to (the rules file changed) is
-            # not sent there; the route it sends to now was given its own above.
-            wanted = {f"{name}/{kind}" for name in chain if name in routes for kind in routes[name].kinds()}
+            # not sent there; the route it sends to now was given its own above. (A channel no longer
+            # configured at all is dropped below, for every alert.)
             for key, row in mine.items():
-                if key not in wanted and row.get("state") == "pending" and row.get("notice") == "firing":
+                name, _, kind = key.rpartition("/")
+                if (name not in chain and name in routes and kind in routes[name].kinds()
+                        and row.get("state") == "pending" and row.get("notice") == "firing"):
                     con.execute("UPDATE alert_deliveries SET state = 'dropped', last_error = 'the rule sends to "
                                 "another route now' WHERE alert_id = ? AND channel = ?", [fp, key])
         elif status == "silenced":

@@ -28,16 +28,23 @@ CHUNK_LINES = 100_000  # lines sequenced at once: polars' frames beside DuckDB's
 WINDOWED_LINES = 1_000_000
 
 
+def _filled(name: str, **parts: str) -> str:
+    """`sql/<name>.sql` as one statement, each `{part}` replaced (the parser's own split drops the comments)."""
+    text = sql_text(name)
+    for part, sql in parts.items():
+        text = text.replace(f"{{{part}}}", sql)
+    return split(text)[0]
+
+
 def _shaped(lines_sql: str) -> str:
-    """line_shapes.sql over a query's rows, as one statement (the parser's own split drops the comments)."""
-    return split(sql_text("parse/line_shapes").replace("{lines}", f"({split(lines_sql)[0]})"))[0]
+    """line_shapes.sql over a query's rows."""
+    return _filled("parse/line_shapes", lines=f"({split(lines_sql)[0]})")
 
 
 def _windowed() -> str:
-    """events_windowed.sql with the shapes and the error blocks' meaning filled in: one statement."""
-    shapes = split(sql_text("parse/line_shapes").replace("{lines}", "logical"))[0]
-    said = split(sql_text("parse/error_heads").replace("{heads}", "error_blocks"))[0]
-    return split(sql_text("parse/events_windowed").replace("{line_shapes}", shapes).replace("{error_heads}", said))[0]
+    """events_windowed.sql with the shapes and the error blocks' meaning filled in."""
+    return _filled("parse/events_windowed", line_shapes=_filled("parse/line_shapes", lines="logical"),
+                   error_heads=_filled("parse/error_heads", heads="error_blocks"))
 
 
 @contextmanager
@@ -51,8 +58,7 @@ def _visible(con: duckdb.DuckDBPyConnection, name: str, rows: pl.DataFrame) -> I
         con.unregister(name)
 
 
-def _sequence_chunk(con: duckdb.DuckDBPyConnection, config: Config, streams: pl.DataFrame,
-                    params: dict[str, object]) -> None:
+def _sequence_chunk(con: duckdb.DuckDBPyConnection, streams: pl.DataFrame, params: dict[str, object]) -> None:
     """Shape, sequence and store the events of one chunk of the streams (each frame let go as soon as the
     next holds what it had: a chunk's memory, not the rebuild's)."""
     physical = frame(con, _shaped(sql_text("parse/physical_lines")), params)
@@ -64,30 +70,30 @@ def _sequence_chunk(con: duckdb.DuckDBPyConnection, config: Config, streams: pl.
         with _visible(con, "joined_pieces", joined):
             joined = frame(con, _shaped("SELECT * FROM joined_pieces"))
         lines = pl.concat([lines, joined.select(lines.columns)]).sort("sid", "lseq")
-    lines, heads = sequence.error_blocks(lines, int(config.ingest.error_continuation_seconds * 1000))
+    lines, heads = sequence.error_blocks(lines, params["cont_ms"])
     with _visible(con, "error_heads", heads):
-        said = frame(con, split(sql_text("parse/error_heads").replace("{heads}", "error_heads"))[0])
+        said = frame(con, _filled("parse/error_heads", heads="error_heads"))
     said = said.join(heads.select("sid", "lseq", "block_lines"), on=["sid", "lseq"])
-    events = sequence.events(lines, said, streams, int(config.ingest.run_gap_minutes * 60_000))
+    events = sequence.events(lines, said, streams, params["run_gap_ms"])
     del lines
     with _visible(con, "sequenced", events):
-        con.execute(sql_text("parse/events_insert"))
+        execute(con, sql_text("parse/events_insert"))
 
 
 def rebuild_events(con: duckdb.DuckDBPyConnection, *, config: Config, lo: datetime | None = None,
                    hi: datetime | None = None) -> int:
     """Rebuild the events of the streams in `touched_streams`, whose lines and old events all lie between `lo`
     and `hi` (none: anywhere); returns how many exist for them now."""
-    params = {"lo": lo or datetime.min, "hi": hi or datetime.max, "chunk_lines": CHUNK_LINES}
+    params = {"lo": lo or datetime.min, "hi": hi or datetime.max, "chunk_lines": CHUNK_LINES,
+              "cont_ms": int(config.ingest.error_continuation_seconds * 1000),
+              "run_gap_ms": int(config.ingest.run_gap_minutes * 60_000)}
     for statement in statements("parse/events"):
         execute(con, statement, params)
     streams = frame(con, "SELECT sid, stream_key FROM event_streams")
     for chunk, lines in con.execute("SELECT chunk, sum(n) FROM event_streams GROUP BY chunk ORDER BY chunk").fetchall():
         if lines > WINDOWED_LINES:
-            execute(con, _windowed(), {**params, "chunk": chunk,
-                                       "cont_ms": int(config.ingest.error_continuation_seconds * 1000),
-                                       "run_gap_ms": int(config.ingest.run_gap_minutes * 60_000)})
+            execute(con, _windowed(), {**params, "chunk": chunk})
         else:
-            _sequence_chunk(con, config, streams, {**params, "chunk": chunk})
+            _sequence_chunk(con, streams, {**params, "chunk": chunk})
     return scalar(con, "SELECT count(*) FROM migrate_events WHERE (ts BETWEEN $lo AND $hi OR ts IS NULL) "
                        "AND stream_key IN (SELECT stream_key FROM touched_streams)", params)

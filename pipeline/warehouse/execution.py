@@ -42,17 +42,19 @@ _params_of = cache(_statement_params)
 
 
 def _bound(sql: str, params: Mapping[str, object] | None) -> dict[str, object]:
-    """The parameters `sql` names (DuckDB refuses unused ones)."""
+    """The parameters `sql` names, and only those (DuckDB refuses unused ones); one it names but is not given
+    is a KeyError here rather than DuckDB's less specific binder error."""
     wanted = _params_of(sql)
-    return {k: v for k, v in (params or {}).items() if k in wanted}
+    bound = {k: v for k, v in (params or {}).items() if k in wanted}
+    missing = wanted - bound.keys()
+    if missing:
+        raise KeyError(f"unbound SQL parameters: {sorted(missing)}")
+    return bound
 
 
 def execute(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object] | None = None):
-    """Run `sql` binding only the named parameters it mentions (DuckDB refuses unused ones)."""
+    """Run `sql` binding only the named parameters it mentions."""
     bound = _bound(sql, params)
-    missing = _params_of(sql) - bound.keys()
-    if missing:
-        raise KeyError(f"unbound SQL parameters: {sorted(missing)}")
     return con.execute(sql, bound) if bound else con.execute(sql)
 
 
